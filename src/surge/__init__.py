@@ -1,0 +1,43 @@
+"""surge: a performance-engineering workbench.
+
+What a scenario file imports::
+
+    from surge import Options, check, scenario, sleep, uniform
+
+    options = Options(vus=10, duration="30s", thresholds=("p95<300ms",))
+
+    @scenario(weight=3)
+    async def browse(client):
+        r = await client.get("/products", name="/products")
+        check(r, {"status 200": lambda r: r.status == 200})
+        await sleep(uniform(0.5, 1.5))
+"""
+
+from surge._version import __version__
+from surge.api.checks import check
+from surge.api.errors import ErrorKind, RunError, SurgeError, UsageError
+from surge.api.options import Options, Stage
+from surge.api.response import HTTPStatusError, Response
+from surge.api.scenario import VU, scenario
+from surge.api.think import constant, exponential, lognormal, normal, sleep, uniform
+
+__all__ = [
+    "VU",
+    "ErrorKind",
+    "HTTPStatusError",
+    "Options",
+    "Response",
+    "RunError",
+    "Stage",
+    "SurgeError",
+    "UsageError",
+    "__version__",
+    "check",
+    "constant",
+    "exponential",
+    "lognormal",
+    "normal",
+    "scenario",
+    "sleep",
+    "uniform",
+]

@@ -1,0 +1,204 @@
+"""Load-shape options: durations, stages and the frozen :class:`Options` a run uses.
+
+A scenario module may define ``options = Options(...)`` (or a plain dict with the
+same keys); CLI flags override it field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from surge.api.errors import UsageError
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
+_UNIT_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+MODELS = (
+    "constant-vus",
+    "ramping-vus",
+    "constant-arrival-rate",
+    "ramping-arrival-rate",
+    "per-vu-iterations",
+    "shared-iterations",
+)
+ARRIVALS = ("uniform", "poisson")
+
+
+def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
+    """Parse ``"30s"``, ``"1m30s"``, ``"250ms"``, ``"2h"`` or a bare number of seconds into s."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        s = str(text).strip().lower()
+        try:
+            value = float(s)
+        except ValueError:
+            pos, value = 0, 0.0
+            for m in _DURATION_RE.finditer(s):
+                if m.start() != pos:
+                    break
+                value += float(m.group(1)) * _UNIT_S[m.group(2)]
+                pos = m.end()
+            if pos != len(s) or not s:
+                raise UsageError(
+                    f"invalid {what} {text!r}: use a number with a unit, e.g. 30s, 1m30s, 250ms, 2h"
+                ) from None
+    if value < 0:
+        raise UsageError(f"invalid {what} {text!r}: must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Ramp linearly to ``target`` (VUs, or iterations/s for arrival-rate models) over ``duration`` s."""
+
+    duration: float
+    target: float
+
+
+def parse_stages(text: str) -> tuple[Stage, ...]:
+    """Parse ``"30s:100,1m:100,10s:0"`` into stages (duration:target, comma separated)."""
+    stages = []
+    for part in [p.strip() for p in str(text).split(",") if p.strip()]:
+        dur, sep, target = part.partition(":")
+        if not sep:
+            raise UsageError(
+                f"invalid stage {part!r} in --stages {text!r}: write DURATION:TARGET, e.g. 30s:100"
+            )
+        try:
+            tgt = float(target)
+        except ValueError:
+            raise UsageError(
+                f"invalid stage target {target!r} in --stages {text!r}: must be a number"
+            ) from None
+        if tgt < 0:
+            raise UsageError(f"invalid stage target {target!r} in --stages {text!r}: must be >= 0")
+        stages.append(Stage(parse_duration(dur, what=f"stage duration in {text!r}"), tgt))
+    if not stages:
+        raise UsageError(f"invalid --stages {text!r}: give at least one DURATION:TARGET")
+    return tuple(stages)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How much load, in what shape, and what must hold.
+
+    Attributes (all optional; ``None`` means "not set here"):
+        model: one of :data:`MODELS`; inferred from the other fields when None.
+        base_url: prefix for relative request URLs, e.g. ``"http://127.0.0.1:8000"``.
+        vus: concurrent virtual users (closed models) or pre-allocated VUs (open).
+        rate: iterations started per second (open models).
+        duration: run length in s (or a string such as ``"1m"``).
+        stages: ramp stages; targets are VUs, or iterations/s with ``rate``-style models.
+        iterations: total iterations (shared) or per VU (per-vu-iterations).
+        max_vus: cap on VUs an open model may allocate; iterations that find no free VU
+            are dropped and counted.
+        arrival: ``"uniform"`` or ``"poisson"`` inter-arrival times (open models).
+        graceful_stop: s that in-flight iterations may take to finish at the end.
+        graceful_ramp_down: s that iterations of VUs being removed may take to finish.
+        thresholds: expressions such as ``"p95<300ms"``.
+        abort_on_fail: stop the run early when a threshold fails during it.
+        max_duration: hard bound in s for iteration-count models (default 10 min).
+    """
+
+    model: str | None = None
+    base_url: str | None = None
+    vus: int | None = None
+    rate: float | None = None
+    duration: float | None = None
+    stages: tuple[Stage, ...] | None = None
+    iterations: int | None = None
+    max_vus: int | None = None
+    arrival: str | None = None
+    graceful_stop: float | None = None
+    graceful_ramp_down: float | None = None
+    thresholds: tuple[str, ...] = ()
+    abort_on_fail: bool | None = None
+    max_duration: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, source: str = "options") -> Options:
+        """Build from a dict (scenario ``options = {...}``), validating keys and units."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UsageError(
+                f"unknown key(s) {', '.join(unknown)} in {source}: allowed are {', '.join(sorted(names - {'extra'}))}"
+            )
+        return cls(**data).normalised(source=source)
+
+    def normalised(self, *, source: str = "options") -> Options:
+        """Return a copy with durations and stages parsed and values checked."""
+        kw: dict[str, Any] = {}
+        for key in ("duration", "graceful_stop", "graceful_ramp_down", "max_duration"):
+            val = getattr(self, key)
+            if val is not None:
+                kw[key] = parse_duration(val, what=f"{key} in {source}")
+        if self.stages is not None and not (
+            isinstance(self.stages, tuple) and all(isinstance(s, Stage) for s in self.stages)
+        ):
+            st = self.stages
+            if isinstance(st, str):
+                kw["stages"] = parse_stages(st)
+            else:
+                try:
+                    kw["stages"] = tuple(
+                        s if isinstance(s, Stage)
+                        else Stage(parse_duration(s["duration"]), float(s["target"]))
+                        if isinstance(s, dict)
+                        else Stage(parse_duration(s[0]), float(s[1]))
+                        for s in st
+                    )
+                except (KeyError, IndexError, TypeError, ValueError):
+                    raise UsageError(
+                        f"invalid stages in {source}: use \"30s:100,1m:0\" or a list of (duration, target)"
+                    ) from None
+        if isinstance(self.thresholds, str):
+            kw["thresholds"] = (self.thresholds,)
+        elif not isinstance(self.thresholds, tuple):
+            kw["thresholds"] = tuple(self.thresholds)
+        out = dataclasses.replace(self, **kw)
+        out._validate(source)
+        return out
+
+    def _validate(self, source: str) -> None:
+        if self.model is not None and self.model not in MODELS:
+            raise UsageError(f"unknown model {self.model!r} in {source}: choose one of {', '.join(MODELS)}")
+        if self.arrival is not None and self.arrival not in ARRIVALS:
+            raise UsageError(f"unknown arrival {self.arrival!r} in {source}: use uniform or poisson")
+        for key in ("vus", "iterations", "max_vus"):
+            val = getattr(self, key)
+            if val is not None and (not isinstance(val, int) or val < 0):
+                raise UsageError(f"invalid {key} {val!r} in {source}: must be a whole number >= 0")
+        if self.rate is not None and not self.rate > 0:
+            raise UsageError(f"invalid rate {self.rate!r} in {source}: must be > 0 (iterations per second)")
+
+    def merged(self, override: Options) -> Options:
+        """Fields set in ``override`` (not None / non-empty) win over ours."""
+        kw = {
+            f.name: getattr(override, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "extra" and getattr(override, f.name) not in (None, ())
+        }
+        return dataclasses.replace(self, **kw)
+
+    def resolved_model(self) -> str:
+        """The workload model these options describe (explicit ``model`` wins).
+
+        Inference, like k6's shortcuts: rate + stages -> ramping-arrival-rate;
+        rate -> constant-arrival-rate; stages -> ramping-vus; iterations ->
+        shared-iterations; otherwise constant-vus.
+        """
+        if self.model:
+            return self.model
+        if self.rate is not None:
+            return "ramping-arrival-rate" if self.stages else "constant-arrival-rate"
+        if self.stages:
+            return "ramping-vus"
+        if self.iterations is not None:
+            return "shared-iterations"
+        return "constant-vus"
