@@ -148,6 +148,17 @@ class Histogram:
         return list(zip(pct.tolist(), vals.astype(float).tolist(), strict=True))
 
     # -- serialisation -----------------------------------------------------
+    def __getstate__(self) -> tuple:
+        # Sparse for pickling between processes: a second's histogram has few
+        # non-empty buckets, the dense array is 36 KiB.
+        nz = np.flatnonzero(self.counts).astype(np.uint16)
+        return (nz, self.counts[nz], self.count, self.sum_ns, self.min_ns, self.max_ns)
+
+    def __setstate__(self, state: tuple) -> None:
+        nz, vals, self.count, self.sum_ns, self.min_ns, self.max_ns = state
+        self.counts = np.zeros(NBUCKETS, dtype=np.int64)
+        self.counts[nz.astype(np.int64)] = vals
+
     def encode(self) -> str:
         """Compact text form: ``v1:<count>:<sum>:<min>:<max>:<base64(zlib(counts))>``."""
         payload = base64.b64encode(zlib.compress(self.counts.tobytes(), 6)).decode("ascii")

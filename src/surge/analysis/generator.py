@@ -1,0 +1,52 @@
+"""Was the load generator itself the bottleneck? (pure function on per-second rows)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CPU_LIMIT = 90.0  # % of one core, per worker process
+SCHED_LAG_LIMIT_MS = 10.0  # p99 delay between an arrival's scheduled and actual start
+FLAG_FRACTION = 0.10  # of the run's seconds
+
+
+@dataclass(frozen=True)
+class GeneratorHealth:
+    bound: bool
+    seconds: int
+    cpu_seconds: int  # seconds with a worker above CPU_LIMIT
+    lag_seconds: int  # seconds with schedule lag p99 above SCHED_LAG_LIMIT_MS
+    cpu_max: float | None
+    sched_lag_p99_ms_max: float | None
+    loop_lag_ms_max: float | None
+    reasons: list[str] = field(default_factory=list)
+
+    def explain(self) -> str:
+        if not self.bound:
+            return "generator kept up: the figures describe the server"
+        return (
+            "GENERATOR-BOUND: " + "; ".join(self.reasons) + ". The generator, not only the server, limited "
+            "this run: throughput is a lower bound of what the server can do; in closed models latencies "
+            "include generator delay; add --workers or machines, or lower the load"
+        )
+
+
+def assess(rows: list[dict[str, Any]], open_model: bool) -> GeneratorHealth:
+    """Flag a run whose generator was saturated (CPU > 90 % or schedule lag p99 > 10 ms)
+    for more than 10 % of its seconds."""
+    n = len(rows)
+    cpu = [r["cpu_max"] for r in rows if r.get("cpu_max") is not None]
+    lag = [r["sched_lag_p99_ms_max"] for r in rows if r.get("sched_lag_p99_ms_max") is not None]
+    loop = [r["loop_lag_ms_max"] for r in rows if r.get("loop_lag_ms_max") is not None]
+    cpu_s = sum(1 for c in cpu if c > CPU_LIMIT)
+    lag_s = sum(1 for x in lag if x > SCHED_LAG_LIMIT_MS) if open_model else 0
+    reasons = []
+    if n and cpu_s > FLAG_FRACTION * n:
+        reasons.append(f"a worker's CPU was above {CPU_LIMIT:.0f} % in {cpu_s} of {n} s")
+    if n and lag_s > FLAG_FRACTION * n:
+        reasons.append(f"schedule lag p99 was above {SCHED_LAG_LIMIT_MS:.0f} ms in {lag_s} of {n} s")
+    return GeneratorHealth(
+        bound=bool(reasons), seconds=n, cpu_seconds=cpu_s, lag_seconds=lag_s,
+        cpu_max=max(cpu) if cpu else None, sched_lag_p99_ms_max=max(lag) if lag else None,
+        loop_lag_ms_max=max(loop) if loop else None, reasons=reasons,
+    )

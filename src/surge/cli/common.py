@@ -1,0 +1,162 @@
+"""What `surge run` and `surge hit` share: flags, preflight, running and reporting."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from surge.analysis.thresholds import parse_thresholds
+from surge.api.errors import RunError, SurgeError, UsageError
+from surge.api.options import parse_duration
+from surge.cli import exitcodes
+from surge.cli.live import LivePanel
+from surge.cli.render import render_summary
+from surge.engine.coordinator import RunSpec, planned_seconds
+from surge.engine.http.url import split_url
+
+
+def duration_arg(what: str) -> Callable[[Any, Any, Any], float | None]:
+    def convert(ctx: Any, param: Any, value: Any) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value, what=f"--{param.name.replace('_', '-')}")
+        except UsageError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+
+    return convert
+
+
+def parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for h in values:
+        k, sep, v = h.partition(":")
+        if not sep or not k.strip():
+            raise click.BadParameter(f"{h!r}: write headers as 'Name: value'", param_hint="-H/--header")
+        out.append((k.strip(), v.strip()))
+    return tuple(out)
+
+
+def output_options(f: Callable) -> Callable:
+    """Flags shared by run and hit: thresholds, timeouts, outputs."""
+    opts = [
+        click.option("--threshold", "-t", "thresholds", multiple=True, metavar="EXPR",
+                     help="Pass/fail criterion, repeatable: 'p95<300ms', 'error_rate<1%', "
+                          "'p99{name:checkout}<800ms', 'rps>100'. Exit code 3 when one fails."),
+        click.option("--abort-on-fail", is_flag=True, help="Stop early once a threshold fails (judged each second after 5 s)."),
+        click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+                     help="Worker processes (default: number of CPU cores)."),
+        click.option("--timeout", callback=duration_arg("timeout"), default="60s", show_default=True,
+                     help="Total timeout per request."),
+        click.option("--connect-timeout", callback=duration_arg("connect timeout"), default="10s",
+                     show_default=True, help="TCP + TLS connect timeout."),
+        click.option("--read-timeout", callback=duration_arg("read timeout"), default="30s", show_default=True,
+                     help="Longest silence while waiting for a response."),
+        click.option("--insecure", "-k", is_flag=True, help="Do not verify TLS certificates."),
+        click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+                     show_default=True, help="Directory under which the run directory is written."),
+        click.option("--no-save", is_flag=True, help="Do not write a run directory."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (no tables)."),
+        click.option("--quiet", "-q", is_flag=True, help="No live panel and no tables."),
+        click.option("--no-preflight", is_flag=True, help="Skip the reachability check of the target before starting."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for VU random generators and arrivals."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def preflight(url: str | None, what: str, timeout: float = 3.0) -> None:
+    """Fail fast, with one clear line, when the target cannot be resolved or reached."""
+    if not url:
+        return
+    origin, _ = split_url(url, what=what)
+    try:
+        infos = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot resolve host {origin.host!r} in {what} {url}: {exc.strerror}; check the name") from None
+    last: OSError | None = None
+    for family, stype, proto, _, addr in infos:
+        with socket.socket(family, stype, proto) as s:
+            s.settimeout(timeout)
+            try:
+                s.connect(addr)
+                return
+            except OSError as exc:
+                last = exc
+    reason = "connection refused" if isinstance(last, ConnectionRefusedError) else str(last)
+    raise RunError(
+        f"cannot connect to {origin.host}:{origin.port} ({what} {url}): {reason}; is the server running? "
+        "(--no-preflight skips this check)"
+    )
+
+
+def run_and_report(
+    *,
+    spec: RunSpec,
+    label: str,
+    title: str,
+    thresholds: tuple[str, ...],
+    abort_on_fail: bool,
+    out_root: Path,
+    no_save: bool,
+    as_json: bool,
+    quiet: bool,
+    scenarios: Any = None,
+) -> None:
+    """Run, print and exit with the documented code."""
+    from surge.session import run_session
+
+    parsed = parse_thresholds(thresholds)
+    stderr = Console(stderr=True)
+    outputs = []
+    if not quiet and not as_json and stderr.is_terminal:
+        outputs.append(LivePanel(stderr, planned_seconds(spec), title))
+    elif not quiet and not as_json:
+        stderr.print(f"running {title} for {planned_seconds(spec):.0f}s ...", highlight=False)
+    result = run_session(
+        spec, label=label, thresholds=parsed, abort_on_fail=abort_on_fail,
+        out_root=None if no_save else out_root, outputs=outputs, scenarios=scenarios,
+    )
+    s = result.summary
+    if as_json:
+        sys.stdout.write(json.dumps(s, indent=2, default=str) + "\n")
+    elif not quiet:
+        render_summary(Console(), s)
+    if s["status"] == "interrupted":
+        sys.exit(exitcodes.INTERRUPTED)
+    if result.thresholds_passed is False:
+        sys.exit(exitcodes.THRESHOLD_FAILED)
+    if s["requests"] and s["errors"] == s["requests"] and not s["thresholds"]:
+        # Every request failed: the numbers describe nothing. Say so in the exit code.
+        if not as_json:
+            stderr.print(f"[red]every request failed[/] ({', '.join(s['errors_by_type'])}): check the target",
+                         highlight=False)
+        sys.exit(exitcodes.RUN_ERROR)
+
+
+def guarded(fn: Callable[[], None]) -> None:
+    """Turn surge errors into one line and an exit code; never a traceback for user mistakes."""
+    try:
+        fn()
+    except UsageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exitcodes.USAGE)
+    except SurgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exitcodes.RUN_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(exitcodes.INTERRUPTED)
+
+
+def default_workers(requested: int | None) -> int:
+    return requested or os.cpu_count() or 1

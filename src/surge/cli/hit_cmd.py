@@ -1,0 +1,79 @@
+"""`surge hit URL`: ad-hoc load on one URL, like hey / oha / vegeta, on the fast path."""
+
+from __future__ import annotations
+
+import json as _json
+from pathlib import Path
+
+import click
+
+from surge.cli.common import default_workers, duration_arg, guarded, output_options, parse_headers, preflight, run_and_report
+
+
+@click.command("hit")
+@click.argument("url")
+@click.option("--connections", "-c", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Keep-alive connections (closed model: each sends its next request as soon as the last completes).")
+@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
+              help="Requests per second (open model on the -c connections; latency from the scheduled time, like wrk2).")
+@click.option("--duration", "-d", callback=duration_arg("duration"), default="10s", show_default=True, help="Run length.")
+@click.option("--requests", "-n", type=click.IntRange(min=1), help="Stop after this many requests (closed model).")
+@click.option("--method", "-m", default="GET", show_default=True, help="HTTP method.")
+@click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Request header, repeatable.")
+@click.option("--body", help="Request body; '@file' reads it from a file.")
+@click.option("--json-body", help="JSON request body (sets Content-Type: application/json).")
+@click.option("--arrival", type=click.Choice(["uniform", "poisson"]), help="Inter-arrival times with --rate (default uniform).")
+@output_options
+def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, thresholds,
+            abort_on_fail, workers, timeout, connect_timeout, read_timeout, insecure, out_root: Path, no_save,
+            as_json, quiet, no_preflight, seed) -> None:
+    """Send one request to URL over and over, with no scenario code per request.
+
+    \b
+    Examples:
+      surge hit http://127.0.0.1:8000/ -c 50 -d 10s         # as fast as possible on 50 connections
+      surge hit http://127.0.0.1:8000/ --rate 1000 -d 30s    # 1000 req/s, coordinated-omission free
+      surge hit http://127.0.0.1:8000/cart -m POST --json-body '{"product_id": 1}'
+    """
+
+    def go() -> None:
+        from surge.api.errors import UsageError
+        from surge.api.options import Options
+        from surge.engine.coordinator import RunSpec
+        from surge.engine.http.url import split_url
+        from surge.engine.messages import HitSpec
+
+        split_url(url)
+        hdrs = parse_headers(headers)
+        payload = b""
+        if body is not None and json_body is not None:
+            raise UsageError("give either --body or --json-body, not both")
+        if json_body is not None:
+            try:
+                _json.loads(json_body)
+            except ValueError as exc:
+                raise UsageError(f"--json-body is not valid JSON: {exc}") from None
+            payload = json_body.encode()
+            hdrs += (("Content-Type", "application/json"),)
+        elif body is not None:
+            if body.startswith("@"):
+                try:
+                    payload = Path(body[1:]).read_bytes()
+                except OSError as exc:
+                    raise UsageError(f"cannot read --body file {body[1:]}: {exc.strerror}") from None
+            else:
+                payload = body.encode()
+        m = method.upper()
+        if payload or m in ("POST", "PUT", "PATCH"):
+            hdrs += (("Content-Length", str(len(payload))),)
+        if not no_preflight:
+            preflight(url, "URL")
+        opts = Options(rate=rate, duration=duration, iterations=requests, arrival=arrival).normalised(source="command line")
+        n_workers = min(default_workers(workers), connections)
+        spec = RunSpec(options=opts, workers=n_workers,
+                       hit=HitSpec(m, url, hdrs, payload, connections),
+                       timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure, seed=seed)
+        run_and_report(spec=spec, label="hit", title=f"{m} {url}", thresholds=thresholds, abort_on_fail=abort_on_fail,
+                       out_root=out_root, no_save=no_save, as_json=as_json, quiet=quiet)
+
+    guarded(go)

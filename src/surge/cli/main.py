@@ -1,0 +1,32 @@
+"""The `surge` command."""
+
+from __future__ import annotations
+
+import click
+
+from surge._version import __version__
+from surge.cli.demo_cmd import demo
+from surge.cli.hit_cmd import hit_cmd
+from surge.cli.run_cmd import run_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="surge")
+def cli() -> None:
+    """surge: load testing that tells the truth.
+
+    \b
+    Start here:
+      surge demo serve                      # a demo shop API on 127.0.0.1:8000
+      surge run examples/shop.py            # load test it with the example scenario
+      surge hit http://127.0.0.1:8000/health -c 50 -d 10s
+    """
+
+
+cli.add_command(run_cmd)
+cli.add_command(hit_cmd)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli()

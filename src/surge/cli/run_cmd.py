@@ -1,0 +1,82 @@
+"""`surge run SCENARIO.py`: load test with a scripted scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from surge.api.options import MODELS, Options, parse_stages
+from surge.api.errors import UsageError
+from surge.cli.common import default_workers, duration_arg, guarded, output_options, parse_headers, preflight, run_and_report
+
+
+def _stages(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_stages(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("run")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--vus", "-u", type=click.IntRange(min=0), help="Virtual users (closed models) or pre-allocated VUs (open models).")
+@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
+              help="Iterations started per second: an open model (constant-arrival-rate; start rate with --stages).")
+@click.option("--duration", "-d", callback=duration_arg("duration"), help="Run length, e.g. 30s, 2m, 1h.")
+@click.option("--stages", "-s", callback=_stages, metavar="D:T,...",
+              help="Ramp stages, e.g. '30s:100,1m:100,10s:0' (targets: VUs, or iterations/s with --rate/--model ramping-arrival-rate).")
+@click.option("--iterations", "-i", type=click.IntRange(min=1), help="Total iterations (shared), or per VU with --model per-vu-iterations.")
+@click.option("--model", type=click.Choice(MODELS), help="Workload model; inferred from the flags when omitted.")
+@click.option("--max-vus", type=click.IntRange(min=1), help="Cap on VUs an open model may allocate (default max(--vus, 1000)); arrivals beyond it are dropped and counted.")
+@click.option("--arrival", type=click.Choice(["uniform", "poisson"]), help="Inter-arrival times of open models (default uniform).")
+@click.option("--graceful-stop", callback=duration_arg("graceful stop"), help="Time in-flight iterations get at the end (default 30s).")
+@click.option("--graceful-ramp-down", callback=duration_arg("graceful ramp-down"), help="Time iterations of removed VUs get (default 30s).")
+@click.option("--max-duration", callback=duration_arg("max duration"), help="Bound for iteration-count models (default 10m).")
+@click.option("--base-url", "-b", help="Prefix for relative URLs in the scenario, e.g. http://127.0.0.1:8000.")
+@click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Header sent with every request, repeatable.")
+@click.option("--follow-redirects", is_flag=True, help="Follow 3xx responses (each hop is recorded).")
+@output_options
+def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, graceful_stop,
+            graceful_ramp_down, max_duration, base_url, headers, follow_redirects, thresholds, abort_on_fail,
+            workers, timeout, connect_timeout, read_timeout, insecure, out_root, no_save, as_json, quiet,
+            no_preflight, seed) -> None:
+    """Run the load test in SCENARIO, a Python file of `async def` scenarios.
+
+    \b
+    Examples:
+      surge run examples/shop.py                          # options from the file
+      surge run shop.py --vus 50 -d 1m                    # 50 VUs for a minute (closed model)
+      surge run shop.py --rate 200 -d 30s                 # 200 iterations/s (open model)
+      surge run shop.py --stages 30s:100,1m:100,10s:0     # ramp VUs
+      surge run shop.py -t 'p95<300ms' -t 'error_rate<1%'
+
+    Flags override the file's `options`; thresholds from both apply.
+    Exit codes: 0 ok, 1 run error, 2 usage error, 3 threshold failed, 130 interrupted.
+    """
+
+    def go() -> None:
+        from surge.engine.coordinator import RunSpec
+        from surge.engine.loader import load_scenarios
+        from surge.engine.models import build_model
+
+        scen = load_scenarios(scenario)
+        cli = Options(model=model, base_url=base_url, vus=vus, rate=rate, duration=duration, stages=stages,
+                      iterations=iterations, max_vus=max_vus, arrival=arrival, graceful_stop=graceful_stop,
+                      graceful_ramp_down=graceful_ramp_down, max_duration=max_duration)
+        opts = scen.options.merged(cli).normalised(source="command line")
+        build_model(opts)  # validates the flag combination before any process starts
+        ths = tuple(scen.options.thresholds) + tuple(thresholds)
+        abort = abort_on_fail or bool(scen.options.abort_on_fail)
+        if not no_preflight:
+            preflight(opts.base_url, "--base-url" if base_url else "options.base_url")
+        spec = RunSpec(options=opts, workers=default_workers(workers), scenario_path=scen.path,
+                       timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure,
+                       headers=parse_headers(headers), seed=seed, follow_redirects=follow_redirects)
+        run_and_report(spec=spec, label=scenario.stem, title=scenario.name, thresholds=ths,
+                       abort_on_fail=abort, out_root=out_root, no_save=no_save, as_json=as_json,
+                       quiet=quiet, scenarios=scen)
+
+    guarded(go)

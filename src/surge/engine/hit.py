@@ -1,0 +1,287 @@
+"""``surge hit``'s fast path: one pre-serialised request, no scenario code.
+
+Callback-driven like wrk: when a response completes, the protocol callback
+records it and writes the next request on the same connection, with no
+coroutine, future or Response object per request. Closed mode (``-c`` only)
+keeps every connection busy; open mode (``--rate``) sends at scheduled times on
+a fixed set of connections, queueing when all are busy, and measures latency
+from the scheduled time (coordinated-omission free, like wrk2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from time import monotonic_ns
+
+import httptools
+
+from surge.api.errors import ErrorKind
+from surge.engine.http.connection import RequestFailed, classify_connect_error
+from surge.engine.http.pool import make_ssl_context
+from surge.engine.http.url import build_request, split_url
+from surge.engine.messages import WorkerPlan
+from surge.engine.models.arrival import BURST
+from surge.engine.models.schedule import RateCurve, split_int
+from surge.engine.recorder import Recorder
+from surge.engine.runtime import NS, Runtime, Share
+
+SWEEP_PERIOD = 0.1  # s between timeout sweeps (no per-request timers on this path)
+RECONNECT_PAUSE = 0.01  # s before reopening after a failed connect (avoids a hot loop)
+
+
+class _FastConn(asyncio.Protocol):
+    """Connection whose parser has no header/body callbacks (cheapest httptools use)."""
+
+    __slots__ = ("driver", "transport", "parser", "busy", "intended", "send_ns", "first", "nbytes", "closed")
+
+    def __init__(self, driver: HitRunner) -> None:
+        self.driver = driver
+        self.transport = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.busy = False
+        self.intended = self.send_ns = self.first = self.nbytes = 0
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        if not self.first:
+            self.first = monotonic_ns()
+        self.nbytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.driver.failed(self, ErrorKind.PROTOCOL, str(exc))
+
+    def on_message_complete(self) -> None:
+        self.driver.completed(self, self.parser.get_status_code(), self.parser.should_keep_alive())
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.busy:
+            self.driver.failed(self, ErrorKind.RESET, "connection lost")
+        self.driver.lost(self)
+
+    def send(self, request: bytes, intended: int, now: int) -> None:
+        self.busy = True
+        self.intended, self.send_ns, self.first, self.nbytes = intended, now, 0, 0
+        self.transport.write(request)
+
+
+class HitRunner:
+    """Runs a :class:`~surge.engine.messages.HitSpec` for one worker; quacks like a workload model."""
+
+    name = "hit"
+
+    def __init__(self, plan: WorkerPlan, recorder: Recorder, share: Share) -> None:
+        spec = plan.hit
+        assert spec is not None
+        o = plan.options
+        self.recorder = recorder
+        self.origin, target = split_url(spec.url)
+        self.request = build_request(spec.method, self.origin, target, dict(spec.headers), spec.body)
+        self.connections = max(1, split_int(spec.connections, share.index, share.count))
+        self.duration = o.duration if o.duration is not None else 10.0
+        self.iterations = split_int(o.iterations, share.index, share.count) if o.iterations else None
+        self.planned_duration = self.duration
+        self.curve = RateCurve.constant(o.rate / share.count, self.duration) if o.rate else None
+        self.poisson = o.arrival == "poisson"
+        self.connect_t, self.read_t, self.total_t = plan.timeouts
+        self.ssl = make_ssl_context(plan.insecure) if self.origin.tls else None
+        self.key = recorder.key_id("hit", target.split("?", 1)[0], spec.method)
+        self.share = share
+        self.runtime = Runtime(scenarios=(), recorder=recorder, make_client=None, share=share,
+                               start_ns=recorder.start_ns, seed=plan.seed)
+        self.pool = self  # the worker reads .connects and calls .close()
+        self.connects = 0
+        self.conns: set[_FastConn] = set()
+        self.idle: list[_FastConn] = []
+        self.backlog: deque[int] = deque()
+        self.end_ns = 0
+        self.sent = 0
+        self.iterations_done = 0
+        self.running = True
+        self.done = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<HitRunner {self.origin} c={self.connections} rate={self.curve and self.curve.rate_at(0)}>"
+
+    # -- model interface -----------------------------------------------------
+    def target_rate(self, t: float) -> float:
+        return self.curve.rate_at(t) if self.curve else 0.0
+
+    async def run(self, rt: Runtime) -> None:
+        self.end_ns = rt.at_ns(self.duration)
+        opener = [asyncio.create_task(self._open()) for _ in range(self.connections)]
+        sweeper = asyncio.create_task(self._sweep())
+        try:
+            if self.curve is not None:
+                await self._dispatch(rt)
+            else:
+                stopper = asyncio.create_task(rt.sleep_until(self.end_ns))
+                finished = asyncio.create_task(self.done.wait())
+                await asyncio.wait([stopper, finished], return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                finished.cancel()
+            self.running = False
+            await self._drain(rt)
+        finally:
+            sweeper.cancel()
+            for t in opener:
+                t.cancel()
+            self.close()
+
+    async def _drain(self, rt: Runtime) -> None:
+        """Let in-flight requests finish (graceful stop, at most 1 s after an early stop)."""
+        grace = min(self.total_t, 1.0 if rt.stop.is_set() else 5.0)
+        deadline = monotonic_ns() + int(grace * NS)
+        while any(c.busy for c in self.conns) and monotonic_ns() < deadline:
+            await asyncio.sleep(0.005)
+
+    @property
+    def active_vus(self) -> int:
+        return len(self.conns)
+
+    def close(self) -> None:
+        for c in list(self.conns):
+            if c.transport is not None:
+                c.transport.abort()
+        self.conns.clear()
+
+    # -- connections ---------------------------------------------------------
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.running and monotonic_ns() < self.end_ns:
+            t0 = monotonic_ns()
+            try:
+                async with asyncio.timeout(self.connect_t):
+                    _, conn = await loop.create_connection(
+                        lambda: _FastConn(self), self.origin.host, self.origin.port, ssl=self.ssl,
+                        server_hostname=self.origin.host if self.ssl else None)
+            except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+                kind, _ = classify_connect_error(exc)
+                now = monotonic_ns()
+                if self.curve is None or self.backlog:
+                    intended = self.backlog.popleft() if self.backlog else t0
+                    self.recorder.add(self.key, intended, t0, 0, now, 0, 0, int(kind))
+                    self._count_one()
+                await asyncio.sleep(RECONNECT_PAUSE)
+                continue
+            self.connects += 1
+            self.conns.add(conn)
+            self._next(conn, monotonic_ns())
+            return
+
+    def _next(self, conn: _FastConn, now: int) -> None:
+        """Give ``conn`` its next request, or park it."""
+        if not self.running or now >= self.end_ns:
+            conn.busy = False
+            return
+        if self.curve is None:
+            if self.iterations is not None and self.sent >= self.iterations:
+                conn.busy = False
+                return
+            self.sent += 1
+            conn.send(self.request, now, now)
+        elif self.backlog:
+            conn.send(self.request, self.backlog.popleft(), now)
+        else:
+            conn.busy = False
+            self.idle.append(conn)
+
+    def completed(self, conn: _FastConn, status: int, keep_alive: bool) -> None:
+        now = monotonic_ns()
+        err = ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX if status >= 400 else 0
+        self.recorder.add(self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes, int(err))
+        conn.busy = False
+        self._count_one()
+        if keep_alive and not conn.closed:
+            self._next(conn, now)
+        else:
+            conn.transport.close()
+
+    def failed(self, conn: _FastConn, kind: ErrorKind, detail: str) -> None:
+        if not conn.busy:
+            return
+        conn.busy = False
+        now = monotonic_ns()
+        self.recorder.add(self.key, conn.intended, conn.send_ns, conn.first, now, 0, conn.nbytes, int(kind))
+        self._count_one()
+        if conn.transport is not None and not conn.closed:
+            conn.closed = True
+            conn.transport.abort()
+
+    def lost(self, conn: _FastConn) -> None:
+        self.conns.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if self.running and monotonic_ns() < self.end_ns:
+            asyncio.get_running_loop().create_task(self._open())
+
+    def _count_one(self) -> None:
+        if self.iterations is not None and self.curve is None:
+            self.iterations_done += 1
+            if self.iterations_done >= self.iterations:
+                self.done.set()
+
+    async def _sweep(self) -> None:
+        """Fail requests past their total timeout, or silent for the read timeout."""
+        while True:
+            await asyncio.sleep(SWEEP_PERIOD)
+            now = monotonic_ns()
+            for c in list(self.conns):
+                if not c.busy:
+                    continue
+                age = (now - c.send_ns) / NS
+                if age > self.total_t or (c.first == 0 and age > self.read_t):
+                    self.failed(c, ErrorKind.TIMEOUT, "timed out")
+
+    # -- open mode -------------------------------------------------------------
+    async def _dispatch(self, rt: Runtime) -> None:
+        rng_phase = self.share.index / self.share.count
+        import random
+
+        arrivals = self.curve.arrivals(poisson=self.poisson, phase=rng_phase,
+                                       rng=random.Random(rt.seed * 7919 + self.share.index))
+        burst = 0
+        for off in arrivals:
+            t = rt.start_ns + int(off * NS)
+            if t >= self.end_ns:
+                break
+            now = monotonic_ns()
+            if t > now:
+                burst = 0
+                if not await rt.sleep_until(t):
+                    break
+                now = monotonic_ns()
+            elif rt.stop.is_set():
+                break
+            rt.note_lag(t, now)
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.closed:
+                    conn.send(self.request, t, now)
+                    break
+            else:
+                self.backlog.append(t)
+            burst += 1
+            if burst >= BURST:
+                burst = 0
+                await asyncio.sleep(0)
+        # Requests still queued when the schedule ends were never sent: they are
+        # counted as dropped, not silently forgotten.
+        for t in self.backlog:
+            rt.recorder.dropped[rt.recorder.second_of(t)] += 1
+        self.backlog.clear()
+
+
+__all__ = ["HitRunner", "RequestFailed"]

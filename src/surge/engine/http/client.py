@@ -1,0 +1,250 @@
+"""The ``client`` a scenario receives: one per VU, sharing its worker's pool.
+
+Every request is recorded with four monotonic timestamps (ns):
+
+- intended: when the request *should* have started. For the first request of an
+  open-model iteration that is the scheduled arrival time, so time spent behind
+  a late generator or a busy pool counts (coordinated-omission free). For every
+  other request it is the moment the scenario called ``client.get(...)``.
+- send: when the request bytes were handed to the socket.
+- first byte, completion: when the response started and ended.
+
+latency = completion - intended; service time = completion - send; TTFB = first byte - send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from time import monotonic_ns
+from typing import Any, Protocol
+
+from surge.api.errors import ErrorKind
+from surge.api.response import Response
+from surge.engine.http.connection import RequestFailed
+from surge.engine.http.pool import ConnectionPool
+from surge.engine.http.url import add_params, build_request, encode_body, resolve_url, split_url
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 10
+
+
+class RequestSink(Protocol):
+    """Where a client reports finished requests (the worker's recorder)."""
+
+    def key_id(self, scenario: str, name: str, method: str) -> int: ...
+
+    def add(
+        self, key: int, intended: int, send: int, first: int, done: int, status: int, nbytes: int, err: int
+    ) -> None: ...
+
+
+class Timeouts:
+    """Request timeouts in s: ``connect`` (TCP+TLS), ``read`` (silence while waiting), ``total``."""
+
+    __slots__ = ("connect", "read", "total")
+
+    def __init__(self, connect: float = 10.0, read: float = 30.0, total: float = 60.0) -> None:
+        self.connect, self.read, self.total = connect, read, total
+
+    def __repr__(self) -> str:
+        return f"Timeouts(connect={self.connect}, read={self.read}, total={self.total})"
+
+
+def status_error(status: int) -> int:
+    """Error kind value for an HTTP status (0 = OK)."""
+    if status >= 500:
+        return ErrorKind.HTTP_5XX
+    if status >= 400:
+        return ErrorKind.HTTP_4XX
+    return 0
+
+
+class Client:
+    """HTTP client for scenarios: ``await client.get("/path", name="/path")``.
+
+    Args:
+        pool: the worker's connection pool.
+        sink: the worker's request recorder.
+        base_url: prefix for relative URLs.
+        headers: default headers sent with every request.
+        timeouts: default :class:`Timeouts`.
+        follow_redirects: follow 3xx responses (each hop is recorded); off by default.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        sink: RequestSink,
+        *,
+        base_url: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._sink = sink
+        self.base_url = base_url
+        self.headers: dict[str, str] = dict(headers or {})
+        self.timeouts = timeouts or Timeouts()
+        self.follow_redirects = follow_redirects
+        self.scenario = ""  # set by the engine before each iteration
+        self.intended_ns = 0  # set by open models: the iteration's scheduled start
+        self._keys: dict[tuple[str, str, str], int] = {}
+
+    def __repr__(self) -> str:
+        return f"<Client base_url={self.base_url!r}>"
+
+    async def get(self, url: str, **kw: Any) -> Response:
+        return await self.request("GET", url, **kw)
+
+    async def post(self, url: str, **kw: Any) -> Response:
+        return await self.request("POST", url, **kw)
+
+    async def put(self, url: str, **kw: Any) -> Response:
+        return await self.request("PUT", url, **kw)
+
+    async def patch(self, url: str, **kw: Any) -> Response:
+        return await self.request("PATCH", url, **kw)
+
+    async def delete(self, url: str, **kw: Any) -> Response:
+        return await self.request("DELETE", url, **kw)
+
+    async def head(self, url: str, **kw: Any) -> Response:
+        return await self.request("HEAD", url, **kw)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | list | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send one request and return its :class:`Response` (never raises for HTTP or network errors).
+
+        Args:
+            method: HTTP method.
+            url: absolute, or relative to ``base_url``.
+            params: query parameters to append.
+            headers: extra headers for this request.
+            json / data / content: the body (JSON value, form dict or raw str/bytes, raw bytes).
+            name: the row this request is reported under (default: the URL path).
+            timeout: total timeout in s for this request (default ``timeouts.total``).
+            follow_redirects: override the client's redirect setting.
+        """
+        method = method.upper()
+        intended = self.intended_ns or monotonic_ns()
+        self.intended_ns = 0
+        full = add_params(resolve_url(self.base_url, url), params)
+        origin, target = split_url(full)
+        if name is None:
+            name = target.split("?", 1)[0]
+        hdrs = {**self.headers, **headers} if headers else self.headers
+        body, ctype = encode_body(json, data, content)
+        req = build_request(method, origin, target, hdrs, body, ctype)
+        resp = await self._roundtrip(method, full, origin, req, name, intended, timeout)
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        hops = 0
+        while follow and resp.status in _REDIRECTS and "location" in resp.headers and hops < _MAX_REDIRECTS:
+            hops += 1
+            full = resolve_url(full, resp.headers["location"])
+            origin, target = split_url(full, what="redirect Location")
+            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                method, body, ctype = "GET", b"", None
+            req = build_request(method, origin, target, hdrs, body, ctype)
+            resp = await self._roundtrip(method, full, origin, req, name, monotonic_ns(), timeout)
+        return resp
+
+    async def _roundtrip(
+        self, method: str, url: str, origin, req: bytes, name: str, intended: int, timeout: float | None
+    ) -> Response:
+        key_t = (self.scenario, name, method)
+        key = self._keys.get(key_t)
+        if key is None:
+            key = self._keys[key_t] = self._sink.key_id(*key_t)
+        total = self.timeouts.total if timeout is None else timeout
+        send = first = 0
+        for attempt in (0, 1):
+            send = monotonic_ns()
+            try:
+                conn = await self._pool.acquire(origin)
+            except RequestFailed as err:
+                return self._failed(key, method, url, intended, send, err)
+            send = monotonic_ns()
+            try:
+                status, raw_headers, content, first, keep = await self._await_response(
+                    conn, req, method == "HEAD", total
+                )
+            except RequestFailed as err:
+                self._pool.discard(conn)
+                if err.retryable and attempt == 0:
+                    continue  # a stale keep-alive connection: retry once on a fresh one
+                return self._failed(key, method, url, intended, send, err)
+            except asyncio.CancelledError:
+                conn.cancel()
+                self._pool.discard(conn)
+                raise
+            self._pool.release(conn)
+            break
+        done = monotonic_ns()
+        headers = _header_dict(raw_headers)
+        nbytes = len(content)
+        err = status_error(status)
+        detail = ""
+        if headers.get("content-encoding") == "gzip" and content:
+            try:
+                content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
+            except zlib.error as exc:
+                err, detail = ErrorKind.PROTOCOL, f"bad gzip body: {exc}"
+        self._sink.add(key, intended, send, first, done, status, nbytes, err)
+        return Response(status, headers, content, url, method, (done - send) / 1e9, ErrorKind(err), detail)
+
+    async def _await_response(self, conn, req: bytes, head_only: bool, total: float):
+        fut = conn.send(req, head_only)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        read = self.timeouts.read
+        deadline = start + total
+        state = {"seen": conn.bytes_in}
+
+        def check() -> None:
+            # One timer per request: on firing, re-arm while bytes keep arriving
+            # (read timeout = silence) until the total deadline.
+            nonlocal handle
+            now = loop.time()
+            if fut.done():
+                return
+            if now >= deadline:
+                conn.fail_timeout(f"no complete response within {total:g} s")
+            elif conn.bytes_in == state["seen"] and now - start >= read:
+                conn.fail_timeout(f"no data for {read:g} s")
+            else:
+                state["seen"] = conn.bytes_in
+                handle = loop.call_at(min(deadline, now + read), check)
+
+        handle = loop.call_at(min(deadline, start + read), check)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+
+    def _failed(self, key: int, method: str, url: str, intended: int, send: int, err: RequestFailed) -> Response:
+        done = monotonic_ns()
+        self._sink.add(key, intended, send, 0, done, 0, 0, int(err.kind))
+        return Response(0, {}, b"", url, method, (done - send) / 1e9, err.kind, err.detail)
+
+
+def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in raw:
+        key = k.decode("latin-1").lower()
+        val = v.decode("latin-1")
+        out[key] = f"{out[key]}, {val}" if key in out else val
+    return out

@@ -1,0 +1,180 @@
+"""One HTTP/1.1 keep-alive connection: an asyncio Protocol around httptools.
+
+Hand-written because it is the hot path: aiohttp + uvloop reached 8,000 req/s
+per core on the bench machine, a protocol like this one about 90,000 (see
+bench/peers.py). Per request it does one ``transport.write``, one parser feed
+and resolves one future; timestamps are ``time.monotonic_ns()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from time import monotonic_ns
+
+import httptools
+
+from surge.api.errors import ErrorKind
+from surge.engine.http.url import Origin
+
+
+class RequestFailed(Exception):
+    """A request that got no (complete) response; ``kind`` says why."""
+
+    def __init__(self, kind: ErrorKind, detail: str = "", *, retryable: bool = False) -> None:
+        super().__init__(detail or kind.label)
+        self.kind = kind
+        self.detail = detail or kind.label
+        # True when a reused keep-alive connection turned out to be closed by the
+        # server before any byte of the response: safe to retry once.
+        self.retryable = retryable
+
+
+def classify_connect_error(exc: BaseException) -> tuple[ErrorKind, str]:
+    """Map an exception from ``create_connection`` to an error kind and short text."""
+    if isinstance(exc, socket.gaierror):
+        return ErrorKind.DNS, f"DNS lookup failed: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorKind.REFUSED, "connection refused"
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return ErrorKind.CONNECT_TIMEOUT, "connect timed out"
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return ErrorKind.TLS, f"TLS: {getattr(exc, 'reason', None) or exc}"
+    if isinstance(exc, ConnectionResetError):
+        return ErrorKind.RESET, "connection reset while connecting"
+    return ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}"
+
+
+class HttpConnection(asyncio.Protocol):
+    """A keep-alive connection that runs one request at a time.
+
+    :meth:`send` writes a serialised request and returns a future resolving to
+    ``(status, headers, body, first_byte_ns, keep_alive)`` or failing with
+    :class:`RequestFailed`.
+    """
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.uses = 0  # completed requests; > 0 means the connection is being reused
+        self.parser = httptools.HttpResponseParser(self)
+        self._fut: asyncio.Future | None = None
+        self._head_only = False
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._first_ns = 0
+        self._got_bytes = False
+        self._status = 0
+        self.bytes_in = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("busy" if self._fut else "idle")
+        return f"<HttpConnection {self.origin} {state} uses={self.uses}>"
+
+    # -- asyncio.Protocol ----------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        if not self._got_bytes:
+            self._got_bytes = True
+            self._first_ns = monotonic_ns()
+        self.bytes_in += len(data)
+        if self._fut is None:
+            # Bytes nobody asked for: the server is not speaking HTTP/1.1 to us.
+            self._abort()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(RequestFailed(ErrorKind.PROTOCOL, "unexpected protocol upgrade"))
+        except httptools.HttpParserError as exc:
+            self._fail(RequestFailed(ErrorKind.PROTOCOL, f"invalid HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._fut is not None and self._status and exc is None:
+            # A response delimited by connection close (no length, not chunked).
+            self._complete(False)
+            return
+        if self._fut is not None and not self._fut.done():
+            retry = self.uses > 0 and not self._got_bytes
+            detail = "server closed the connection" if exc is None else f"connection lost: {exc}"
+            self._fut.set_exception(RequestFailed(ErrorKind.RESET, detail, retryable=retry))
+            self._fut = None
+
+    # -- httptools callbacks -------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._status = self.parser.get_status_code()
+        if self._head_only:
+            # A HEAD response has no body whatever Content-Length says; httptools
+            # cannot be told so, so finish here and start a fresh parser.
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete(True)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._fut is not None:
+            self._complete(self.parser.should_keep_alive())
+
+    # -- requests ------------------------------------------------------------
+    def send(self, request: bytes, head_only: bool = False) -> asyncio.Future:
+        """Write ``request``; the future resolves when its response is complete."""
+        fut = asyncio.get_running_loop().create_future()
+        if self.closed or self.transport is None:
+            fut.set_exception(RequestFailed(ErrorKind.RESET, "connection closed", retryable=self.uses > 0))
+            return fut
+        self._fut = fut
+        self._head_only = head_only
+        self._headers = []
+        self._body = []
+        self._got_bytes = False
+        self._status = 0
+        self.transport.write(request)
+        return fut
+
+    def _complete(self, keep_alive: bool) -> None:
+        fut, self._fut = self._fut, None
+        self.uses += 1
+        if not keep_alive:
+            self._abort(graceful=True)
+        if fut is not None and not fut.done():
+            fut.set_result((self._status, self._headers, b"".join(self._body), self._first_ns, keep_alive))
+
+    def _fail(self, err: RequestFailed) -> None:
+        fut, self._fut = self._fut, None
+        self._abort()
+        if fut is not None and not fut.done():
+            fut.set_exception(err)
+
+    def fail_timeout(self, detail: str) -> None:
+        """Abort the in-flight request as timed out (the connection is dropped)."""
+        self._fail(RequestFailed(ErrorKind.TIMEOUT, detail))
+
+    def cancel(self) -> None:
+        """Abort the in-flight request because the run is stopping."""
+        self._fail(RequestFailed(ErrorKind.CANCELLED, "run stopped"))
+
+    def _abort(self, graceful: bool = False) -> None:
+        self.closed = True
+        if self.transport is not None:
+            if graceful:
+                self.transport.close()
+            else:
+                self.transport.abort()
+
+    def close(self) -> None:
+        self._abort(graceful=True)

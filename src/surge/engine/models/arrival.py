@@ -1,0 +1,100 @@
+"""The dispatcher shared by the open (arrival-rate) models.
+
+Arrivals come from a :class:`RateCurve`; each is handed to an idle VU, a new
+VU while fewer than ``max_vus`` exist, or else counted as dropped. The
+iteration's intended start is the scheduled arrival time, so a late generator
+or a full VU pool shows up in latency (coordinated-omission free), and the
+dispatch delay is recorded as schedule lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from time import monotonic_ns
+
+from surge.api.options import Options
+from surge.engine.models.schedule import RateCurve, split_int
+from surge.engine.runtime import NS, Runtime, Share, VUSlot
+
+BURST = 256  # arrivals dispatched back to back before yielding to the loop
+DEFAULT_MAX_VUS = 1000
+
+
+def vu_counts(o: Options, share: Share, peak_rate: float) -> tuple[int, int]:
+    """This worker's (pre-allocated, maximum) VUs."""
+    pre_total = o.vus if o.vus is not None else max(1, min(100, int(peak_rate * 0.05)))
+    max_total = o.max_vus if o.max_vus is not None else max(pre_total, DEFAULT_MAX_VUS)
+    pre = split_int(pre_total, share.index, share.count)
+    mx = max(split_int(max_total, share.index, share.count), pre, 1)
+    return pre, mx
+
+
+async def _vu_worker(rt: Runtime, slot: VUSlot, idle: list[VUSlot], first: int) -> None:
+    rt.bind_sink()
+    loop = asyncio.get_running_loop()
+    intended = first
+    while intended:
+        await rt.iteration(slot, intended)
+        fut = slot.waiter = loop.create_future()
+        idle.append(slot)
+        intended = await fut
+
+
+async def dispatch(
+    rt: Runtime, curve: RateCurve, *, poisson: bool, pre_vus: int, max_vus: int, share: Share, grace_s: float
+) -> None:
+    """Start iterations at the curve's arrival times until its end or a stop."""
+    idle: list[VUSlot] = []
+    tasks: list[asyncio.Task] = []
+    loop = asyncio.get_running_loop()
+    for _ in range(pre_vus):
+        slot = rt.new_vu()
+        slot.waiter = loop.create_future()
+        idle.append(slot)
+        tasks.append(asyncio.create_task(_park(rt, slot, idle)))
+    rng = random.Random(rt.seed * 7919 + share.index)
+    arrivals = curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng)
+    end = rt.at_ns(curve.duration)
+    burst = 0
+    for off in arrivals:
+        t = rt.start_ns + int(off * NS)
+        if t >= end:
+            break
+        now = monotonic_ns()
+        if t > now:
+            burst = 0
+            if not await rt.sleep_until(t):
+                break
+            now = monotonic_ns()
+        elif rt.stop.is_set():
+            break
+        rt.note_lag(t, now)
+        if idle:
+            idle.pop().waiter.set_result(t)
+        elif len(rt.vus) < max_vus:
+            slot = rt.new_vu()
+            tasks.append(asyncio.create_task(_vu_worker(rt, slot, idle, t)))
+        else:
+            rt.recorder.dropped[rt.recorder.second_of(t)] += 1
+        burst += 1
+        if burst >= BURST:
+            burst = 0
+            await asyncio.sleep(0)
+    busy = [t for t, s in zip(tasks, rt.vus, strict=False) if s.busy]
+    await rt.finish(busy, min(grace_s, 1.0) if rt.stop.is_set() else grace_s)
+    for slot in idle:
+        if slot.waiter is not None and not slot.waiter.done():
+            slot.waiter.set_result(0)
+    for t in tasks:
+        if not t.done():
+            t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _park(rt: Runtime, slot: VUSlot, idle: list[VUSlot]) -> None:
+    """A pre-allocated VU: wait for its first arrival, then serve like any other."""
+    assert slot.waiter is not None
+    first = await slot.waiter
+    if first:
+        await _vu_worker(rt, slot, idle, first)

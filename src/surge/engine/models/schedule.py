@@ -1,0 +1,112 @@
+"""Pure schedule math shared by the workload models (no I/O, no clock).
+
+Times are seconds from the run's start; rates are iterations/s.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+
+from surge.api.options import Stage
+
+
+def stages_duration(stages: Sequence[Stage]) -> float:
+    """Total length of ``stages`` in s."""
+    return float(sum(s.duration for s in stages))
+
+
+def value_at(stages: Sequence[Stage], t: float, start: float = 0.0) -> float:
+    """Piecewise-linear target at ``t`` s: ramps from ``start`` through each stage's target."""
+    prev, t0 = start, 0.0
+    for s in stages:
+        if t < t0 + s.duration:
+            frac = (t - t0) / s.duration if s.duration > 0 else 1.0
+            return prev + (s.target - prev) * frac
+        prev, t0 = s.target, t0 + s.duration
+    return prev
+
+
+def split_int(total: int, index: int, count: int) -> int:
+    """This worker's share of ``total`` when split over ``count`` workers (shares sum to total)."""
+    return (total * (index + 1)) // count - (total * index) // count
+
+
+class RateCurve:
+    """A piecewise-linear arrival rate (iterations/s) and its inverse cumulative count.
+
+    ``segments`` are ``(t0, t1, r0, r1)``; the expected number of arrivals by
+    time t is the integral of the rate, N(t), and :meth:`time_of` inverts it.
+    """
+
+    def __init__(self, segments: Sequence[tuple[float, float, float, float]]) -> None:
+        self.segments = [s for s in segments if s[1] > s[0]]
+        self._cum = [0.0]
+        for t0, t1, r0, r1 in self.segments:
+            self._cum.append(self._cum[-1] + (r0 + r1) / 2.0 * (t1 - t0))
+
+    def __repr__(self) -> str:
+        return f"RateCurve({self.segments!r})"
+
+    @classmethod
+    def constant(cls, rate: float, duration: float) -> RateCurve:
+        return cls([(0.0, duration, rate, rate)])
+
+    @classmethod
+    def from_stages(cls, stages: Sequence[Stage], start_rate: float = 0.0) -> RateCurve:
+        segs, t, r = [], 0.0, start_rate
+        for s in stages:
+            segs.append((t, t + s.duration, r, s.target))
+            t, r = t + s.duration, s.target
+        return cls(segs)
+
+    def scaled(self, factor: float) -> RateCurve:
+        return RateCurve([(t0, t1, r0 * factor, r1 * factor) for t0, t1, r0, r1 in self.segments])
+
+    @property
+    def duration(self) -> float:
+        return self.segments[-1][1] if self.segments else 0.0
+
+    @property
+    def total(self) -> float:
+        """Expected number of arrivals over the whole curve."""
+        return self._cum[-1]
+
+    def rate_at(self, t: float) -> float:
+        for t0, t1, r0, r1 in self.segments:
+            if t0 <= t < t1:
+                return r0 + (r1 - r0) * (t - t0) / (t1 - t0)
+        return 0.0
+
+    def time_of(self, n: float) -> float | None:
+        """The time at which N(t) reaches ``n``; None when it never does."""
+        for i, (t0, t1, r0, r1) in enumerate(self.segments):
+            if n <= self._cum[i + 1]:
+                d = n - self._cum[i]
+                a = 0.5 * (r1 - r0) / (t1 - t0)
+                disc = r0 * r0 + 4.0 * a * d
+                if disc < 0:
+                    return None
+                denom = r0 + math.sqrt(disc)
+                if denom <= 0:
+                    return t0 if d <= 0 else None
+                return min(t0 + 2.0 * d / denom, t1)
+        return None
+
+    def arrivals(
+        self, *, poisson: bool = False, phase: float = 0.0, rng: random.Random | None = None
+    ) -> Iterator[float]:
+        """Arrival times in s. Uniform: the k-th arrival where N(t) = k + phase.
+
+        Poisson: a non-homogeneous Poisson process by time-rescaling, N(t_k) =
+        E_1 + ... + E_k with E_i ~ Exp(1).
+        """
+        rng = rng or random.Random(0)
+        n = phase if not poisson else rng.expovariate(1.0)
+        while True:
+            t = self.time_of(n)
+            if t is None:
+                return
+            yield t
+            n += rng.expovariate(1.0) if poisson else 1.0

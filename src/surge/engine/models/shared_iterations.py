@@ -1,0 +1,50 @@
+"""shared-iterations: N iterations in total, taken by whichever VU is free.
+
+The total is split evenly across worker processes; within a worker the VUs
+share one pool, so faster VUs do more iterations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from surge.api.options import Options
+from surge.engine.models.base import DEFAULT_MAX_DURATION, SharedCounter, grace, require, vu_loop
+from surge.engine.models.schedule import split_int
+from surge.engine.runtime import Runtime, Share
+
+
+class SharedIterations:
+    name: ClassVar[str] = "shared-iterations"
+
+    def __init__(self, vus: int, iterations: int, max_duration: float, graceful_stop: float) -> None:
+        self.vus, self.iterations = vus, iterations
+        self.planned_duration, self.graceful_stop = max_duration, graceful_stop
+
+    def __repr__(self) -> str:
+        return f"SharedIterations(vus={self.vus}, iterations={self.iterations})"
+
+    @classmethod
+    def from_options(cls, o: Options, share: Share) -> SharedIterations:
+        its = require(o.iterations, "shared-iterations needs --iterations N (total iterations)")
+        mine = split_int(its, share.index, share.count)
+        vus = split_int(o.vus if o.vus is not None else 1, share.index, share.count)
+        return cls(min(vus, mine) if mine else 0, mine, o.max_duration or DEFAULT_MAX_DURATION,
+                   o.graceful_stop if o.graceful_stop is not None else 30.0)
+
+    def target_rate(self, t: float) -> float:
+        return 0.0
+
+    def target_vus(self, t: float) -> int:
+        return self.vus
+
+    async def run(self, rt: Runtime) -> None:
+        end = rt.at_ns(self.planned_duration)
+        pool = SharedCounter(self.iterations)
+        tasks = [asyncio.create_task(vu_loop(rt, rt.new_vu(), end, pool=pool)) for _ in range(self.vus)]
+        waiter = asyncio.ensure_future(asyncio.wait(tasks)) if tasks else None
+        stopper = asyncio.ensure_future(rt.sleep_until(end))
+        await asyncio.wait([f for f in (waiter, stopper) if f], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        await rt.finish(tasks, grace(rt, self.graceful_stop))

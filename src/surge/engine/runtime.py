@@ -1,0 +1,174 @@
+"""What a workload model drives inside one worker: VUs and their iterations.
+
+Models (``engine/models/*``) decide *when* iterations start and how many VUs
+exist; the runtime runs one iteration of a scenario on a VU, records its
+outcome and hands models the clock and the stop signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import traceback
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from time import monotonic_ns
+from typing import Any
+
+from surge.api.context import current_sink
+from surge.api.scenario import VU
+from surge.engine.http.client import Client
+from surge.engine.loader import Scenario
+from surge.engine.recorder import Recorder
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Share:
+    """This worker's slice of the load: worker ``index`` of ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass(eq=False)
+class VUSlot:
+    """A VU with its client; ``retire`` asks it to stop after its current iteration."""
+
+    vu: VU
+    client: Client
+    task: asyncio.Task | None = None
+    retire: bool = False
+    busy: bool = False
+    waiter: asyncio.Future | None = None
+
+
+@dataclass
+class Runtime:
+    """Per-worker execution context handed to a workload model's ``run``.
+
+    Attributes:
+        scenarios: the weighted scenarios to pick from each iteration.
+        recorder: where requests, checks and iteration outcomes go.
+        make_client: builds a fresh Client for a new VU.
+        share: which slice of the load this worker carries.
+        start_ns: the run's common start (monotonic ns).
+        graceful_stop: s in-flight iterations may take after the end.
+        graceful_ramp_down: s iterations of retired VUs may take.
+        seed: base of per-VU random seeds.
+        setup_data: what the scenario's setup() returned.
+    """
+
+    scenarios: tuple[Scenario, ...]
+    recorder: Recorder
+    make_client: Any
+    share: Share = field(default_factory=Share)
+    start_ns: int = 0
+    graceful_stop: float = 30.0
+    graceful_ramp_down: float = 30.0
+    seed: int = 0
+    setup_data: Any = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    vus: list[VUSlot] = field(default_factory=list)
+    target_rate: float = 0.0  # iterations/s this worker is asked for right now (open models)
+    sched_lags: dict[int, list[int]] = field(default_factory=dict)  # second -> lags in ns
+    tracebacks: dict[str, str] = field(default_factory=dict)  # exception type -> first traceback
+    interrupted: int = 0  # iterations cancelled at the hard stop
+    _cum_weights: list[float] = field(default_factory=list)
+    _vu_counter: int = 0
+
+    def __post_init__(self) -> None:
+        total = 0.0
+        for s in self.scenarios:
+            total += s.weight
+            self._cum_weights.append(total)
+
+    # -- clock -----------------------------------------------------------------
+    def now_s(self) -> float:
+        """s since the run's start."""
+        return (monotonic_ns() - self.start_ns) / NS
+
+    def at_ns(self, offset_s: float) -> int:
+        return self.start_ns + int(offset_s * NS)
+
+    async def sleep_until(self, t_ns: int) -> bool:
+        """Sleep until ``t_ns`` or until stop; returns False when stopped."""
+        delay = (t_ns - monotonic_ns()) / NS
+        if delay > 0:
+            try:
+                async with asyncio.timeout(delay):
+                    await self.stop.wait()
+            except TimeoutError:
+                pass
+        return not self.stop.is_set()
+
+    # -- VUs and iterations ----------------------------------------------------
+    @property
+    def active_vus(self) -> int:
+        return sum(1 for s in self.vus if not s.retire)
+
+    def new_vu(self) -> VUSlot:
+        """Allocate a VU (its id is unique across workers)."""
+        local = self._vu_counter
+        self._vu_counter += 1
+        vid = local * self.share.count + self.share.index + 1
+        vu = VU(id=vid, setup_data=self.setup_data, rng=random.Random(self.seed * 1_000_003 + vid))
+        slot = VUSlot(vu, self.make_client())
+        self.vus.append(slot)
+        return slot
+
+    def pick(self, rng: random.Random) -> Scenario:
+        if len(self.scenarios) == 1:
+            return self.scenarios[0]
+        x = rng.random() * self._cum_weights[-1]
+        return self.scenarios[min(bisect_right(self._cum_weights, x), len(self.scenarios) - 1)]
+
+    async def iteration(self, slot: VUSlot, intended_ns: int = 0) -> None:
+        """Run one iteration of a weighted-random scenario on ``slot``.
+
+        An exception in the scenario is counted by type (the first traceback of
+        each type is kept) and the run goes on.
+        """
+        vu = slot.vu
+        sc = self.pick(vu.rng)
+        client = slot.client
+        client.scenario = sc.name
+        client.intended_ns = intended_ns
+        error = None
+        slot.busy = True
+        try:
+            if sc.takes_vu:
+                await sc.fn(client, vu)
+            else:
+                await sc.fn(client)
+        except asyncio.CancelledError:
+            self.interrupted += 1
+            raise
+        except Exception as exc:
+            error = type(exc).__name__
+            if error not in self.tracebacks:
+                self.tracebacks[error] = "".join(traceback.format_exception(exc)).strip()
+        finally:
+            slot.busy = False
+        vu.iteration += 1
+        self.recorder.iteration_done(monotonic_ns(), error)
+
+    def bind_sink(self) -> None:
+        """Make ``check()`` in the current task record into this worker."""
+        current_sink.set(self.recorder)
+
+    def note_lag(self, intended_ns: int, now_ns: int) -> None:
+        s = self.recorder.second_of(intended_ns)
+        self.sched_lags.setdefault(s, []).append(now_ns - intended_ns)
+        self.recorder.started[s] += 1
+
+    async def finish(self, tasks: list[asyncio.Task], grace_s: float) -> None:
+        """Wait up to ``grace_s`` for ``tasks``, then cancel what is left (counted as interrupted)."""
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=max(grace_s, 0.0))
+            for t in still:
+                t.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5.0)

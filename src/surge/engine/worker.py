@@ -1,0 +1,179 @@
+"""A worker process: one uvloop event loop running its share of the load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from time import monotonic_ns
+from typing import Any
+
+import numpy as np
+
+from surge.api.errors import SurgeError
+from surge.engine.http.client import Client, Timeouts
+from surge.engine.http.pool import ConnectionPool
+from surge.engine.messages import Failed, Ready, Start, Stop, Tick, WorkerPlan
+from surge.engine.recorder import Recorder
+from surge.engine.runtime import NS, Runtime, Share
+from surge.metrics.stats import SecondStats
+
+TICK_DELAY = 0.02  # s after each second boundary before draining (lets completions land)
+LAG_PROBE = 0.02  # s between event-loop lag probes
+
+
+def worker_main(plan: WorkerPlan, conn: Any) -> None:
+    """Process entry point: load, report Ready, wait for Start, run, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    try:
+        scenarios = None
+        if plan.hit is None:
+            from surge.engine.loader import load_scenarios
+
+            scenarios = load_scenarios(plan.scenario_path).scenarios  # type: ignore[arg-type]
+        conn.send(Ready(plan.index, os.getpid()))
+        cmd = conn.recv()
+        if isinstance(cmd, Stop):
+            return
+        assert isinstance(cmd, Start)
+        import uvloop
+
+        uvloop.run(_run(plan, conn, scenarios, cmd.start_ns))
+    except SurgeError as exc:
+        _send(conn, Failed(plan.index, str(exc)))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass
+    except Exception as exc:  # an engine bug: report it rather than die silently
+        import traceback
+
+        _send(conn, Failed(plan.index, f"worker {plan.index} crashed: {exc!r}\n{traceback.format_exc()}", usage=False))
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _send(conn: Any, msg: Any) -> None:
+    try:
+        conn.send(msg)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+class _SelfMonitor:
+    """Generator self-metrics: CPU % of this process and event-loop lag, per second."""
+
+    def __init__(self) -> None:
+        self.max_lag_ns = 0
+        self._cpu0 = time.process_time()
+        self._wall0 = time.monotonic()
+
+    async def probe(self) -> None:
+        while True:
+            t0 = monotonic_ns()
+            await asyncio.sleep(LAG_PROBE)
+            lag = monotonic_ns() - t0 - int(LAG_PROBE * NS)
+            if lag > self.max_lag_ns:
+                self.max_lag_ns = lag
+
+    def take(self) -> tuple[float, float]:
+        cpu, wall = time.process_time(), time.monotonic()
+        pct = 100.0 * (cpu - self._cpu0) / max(wall - self._wall0, 1e-9)
+        lag_ms = max(self.max_lag_ns, 0) / 1e6
+        self._cpu0, self._wall0, self.max_lag_ns = cpu, wall, 0
+        return pct, lag_ms
+
+
+async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
+    loop = asyncio.get_running_loop()
+    recorder = Recorder(start_ns)
+    share = Share(plan.index, plan.count)
+    connect_t, read_t, total_t = plan.timeouts
+    if plan.hit is not None:
+        from surge.engine.hit import HitRunner
+
+        runner: Any = HitRunner(plan, recorder, share)
+        pool = runner.pool
+        model: Any = runner
+        rt = runner.runtime
+    else:
+        from surge.engine.models import build_model
+
+        pool = ConnectionPool(connect_timeout=connect_t, insecure=plan.insecure)
+        headers = dict(plan.headers)
+        timeouts = Timeouts(connect_t, read_t, total_t)
+
+        def make_client() -> Client:
+            return Client(pool, recorder, base_url=plan.options.base_url, headers=headers,
+                          timeouts=timeouts, follow_redirects=plan.follow_redirects)
+
+        model = build_model(plan.options, share)
+        o = plan.options
+        rt = Runtime(
+            scenarios=scenarios,
+            recorder=recorder,
+            make_client=make_client,
+            share=share,
+            start_ns=start_ns,
+            graceful_stop=o.graceful_stop if o.graceful_stop is not None else 30.0,
+            graceful_ramp_down=o.graceful_ramp_down if o.graceful_ramp_down is not None else 30.0,
+            seed=plan.seed,
+            setup_data=plan.setup_data,
+        )
+
+    def on_command() -> None:
+        try:
+            while conn.poll():
+                if isinstance(conn.recv(), Stop):
+                    rt.stop.set()
+        except (EOFError, OSError):
+            rt.stop.set()  # the coordinator is gone: stop
+
+    loop.add_reader(conn.fileno(), on_command)
+    mon = _SelfMonitor()
+    sent_tb: set[str] = set()
+
+    def tick(k: int, final: bool) -> None:
+        seconds = recorder.drain()
+        cpu, lag = mon.take()
+        s = max(k - 1, 0)
+        st = seconds.get(s)
+        if st is None:
+            st = seconds[s] = SecondStats(second=s)
+        st.cpu.append(round(cpu, 1))
+        st.loop_lag_ms.append(round(lag, 3))
+        lags = [v for sec in [x for x in rt.sched_lags if x <= s] for v in rt.sched_lags.pop(sec)]
+        st.sched_lag_p99_ms.append(round(float(np.percentile(lags, 99)) / 1e6, 3) if lags else 0.0)
+        st.vus = rt.active_vus if not final else 0
+        st.target_rate = model.target_rate(s + 0.5)
+        st.checks = recorder.take_checks()
+        new_tb = {k2: v for k2, v in rt.tracebacks.items() if k2 not in sent_tb}
+        sent_tb.update(new_tb)
+        _send(conn, Tick(plan.index, k, sorted(seconds.values(), key=lambda x: x.second), new_tb,
+                         final=final, interrupted=rt.interrupted, connects=pool.connects,
+                         folded_names=recorder.folded_names))
+
+    async def ticker() -> None:
+        k = 1
+        while True:
+            target = start_ns + k * NS + int(TICK_DELAY * NS)
+            await asyncio.sleep(max(0.0, (target - monotonic_ns()) / NS))
+            tick(k, False)
+            k += 1
+
+    delay = (start_ns - monotonic_ns()) / NS
+    if delay > 0:
+        await asyncio.sleep(delay)
+    probe = asyncio.create_task(mon.probe())
+    ticks = asyncio.create_task(ticker())
+    try:
+        await model.run(rt)
+    finally:
+        ticks.cancel()
+        probe.cancel()
+        loop.remove_reader(conn.fileno())
+        pool.close()
+    k = max(1, (monotonic_ns() - start_ns) // NS + 1)
+    tick(int(k), True)

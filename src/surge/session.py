@@ -1,0 +1,153 @@
+"""One run from spec to summary: hooks, engine, thresholds, run directory.
+
+The CLI parses flags into a :class:`~surge.engine.coordinator.RunSpec` and
+calls :func:`run_session`; everything it prints comes from the returned
+summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from surge._version import __version__
+from surge.analysis.generator import assess
+from surge.analysis.observe import observe
+from surge.analysis.thresholds import Threshold, evaluate
+from surge.api.errors import UsageError
+from surge.engine.coordinator import Output, RunOutcome, RunSpec, execute, planned_seconds
+from surge.engine.loader import ScenarioSet
+from surge.results.aggregate import RunAggregate
+from surge.results.meta import git_info, host_info, now_iso, options_dict
+from surge.results.rundir import RunDirWriter, new_run_id
+from surge.results.summary import build_summary
+
+ABORT_GRACE_S = 5.0  # thresholds are not judged for abort during the first seconds
+
+
+@dataclass
+class SessionResult:
+    summary: dict[str, Any]
+    run_dir: Path | None
+    outcome: RunOutcome
+    thresholds_passed: bool | None = None  # None: no thresholds
+    teardown_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _call_hook(fn: Any, *args: Any) -> Any:
+    """Call setup/teardown, sync or async, with as many of ``args`` as it accepts."""
+    n = len([p for p in inspect.signature(fn).parameters.values() if p.default is inspect.Parameter.empty])
+    res = fn(*args[:n])
+    if inspect.isawaitable(res):
+        async def wait() -> Any:
+            return await res
+
+        res = asyncio.run(wait())
+    return res
+
+
+def run_setup(scenarios: ScenarioSet | None) -> Any:
+    """Run the scenario's ``setup()`` once, before the load; its result goes to every VU."""
+    if scenarios is None or scenarios.setup is None:
+        return None
+    try:
+        return _call_hook(scenarios.setup)
+    except Exception as exc:
+        raise UsageError(f"setup() in {scenarios.path} raised {type(exc).__name__}: {exc}; fix it and retry") from None
+
+
+def run_session(
+    spec: RunSpec,
+    *,
+    label: str,
+    thresholds: tuple[Threshold, ...] = (),
+    abort_on_fail: bool = False,
+    out_root: Path | None = Path("runs"),
+    outputs: list[Output] | None = None,
+    scenarios: ScenarioSet | None = None,
+    argv: list[str] | None = None,
+) -> SessionResult:
+    """Run ``spec`` and return its summary; writes a run directory under ``out_root``."""
+    setup_data = run_setup(scenarios)
+    if setup_data is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, setup_data=setup_data)
+    model = "hit" if spec.hit is not None else spec.options.resolved_model()
+    meta = {
+        "run_id": None,
+        "surge_version": __version__,
+        "started_at": now_iso(),
+        "argv": argv if argv is not None else sys.argv,
+        "scenario": {"path": scenarios.path, "sha256": scenarios.sha256,
+                     "names": [s.name for s in scenarios.scenarios]} if scenarios else None,
+        "hit": {"method": spec.hit.method, "url": spec.hit.url, "connections": spec.hit.connections}
+        if spec.hit else None,
+        "model": model,
+        "options": options_dict(spec.options),
+        "planned_duration_s": planned_seconds(spec),
+        "workers": spec.workers,
+        "host": host_info(),
+        "git": git_info(),
+        "thresholds": [t.source for t in thresholds],
+    }
+    outs = list(outputs or [])
+    writer = None
+    run_dir = None
+    if out_root is not None:
+        run_id = new_run_id(label)
+        run_dir = out_root / run_id
+        meta["run_id"] = run_id
+        writer = RunDirWriter(run_dir)
+        outs.insert(0, writer)
+
+    def should_abort(agg: RunAggregate, elapsed: float) -> str | None:
+        if elapsed < ABORT_GRACE_S:
+            return None
+        for th in thresholds:
+            if th.fails_early(observe(th, agg, elapsed)):
+                return f"threshold {th.source} failed during the run"
+        return None
+
+    outcome = execute(spec, outs, meta=meta, should_abort=should_abort if abort_on_fail and thresholds else None)
+    results = evaluate(thresholds, lambda th: observe(th, outcome.agg, outcome.duration_s)) if thresholds else []
+    teardown_error = None
+    if scenarios is not None and scenarios.teardown is not None:
+        try:
+            _call_hook(scenarios.teardown, setup_data)
+        except Exception as exc:
+            teardown_error = f"teardown() raised {type(exc).__name__}: {exc}"
+            outcome.warnings.append(teardown_error)
+    open_model = model in ("constant-arrival-rate", "ramping-arrival-rate") or (
+        spec.hit is not None and spec.options.rate is not None)
+    if outcome.stop_reason and outcome.status == "aborted":
+        outcome.warnings.append(f"aborted: {outcome.stop_reason}")
+    summary = build_summary(
+        outcome.agg,
+        duration_s=outcome.duration_s,
+        generator=assess(outcome.agg.rows, open_model),
+        status=outcome.status,
+        interrupted_iterations=outcome.interrupted_iterations,
+        thresholds=[
+            {"threshold": r.threshold.source, "metric": r.threshold.metric, "op": r.threshold.op,
+             "limit": r.threshold.value, "observed": r.observed, "observed_text": r.observed_text(),
+             "passed": r.passed}
+            for r in results
+        ],
+        warnings=outcome.warnings,
+        iteration_tracebacks=outcome.tracebacks,
+    )
+    summary["model"] = model
+    summary["open_model"] = open_model
+    summary["connections_opened"] = outcome.connects
+    summary["run_dir"] = str(run_dir) if run_dir else None
+    meta_update = {"status": outcome.status, "ended_at": now_iso(), "duration_s": outcome.duration_s}
+    for o in outs:
+        o.finish(summary, outcome.agg, meta_update)
+    passed = all(r.passed for r in results) if results else None
+    return SessionResult(summary, run_dir, outcome, passed, teardown_error)
