@@ -58,6 +58,7 @@ EXTRA_PATH = os.pathsep.join(["/usr/sbin", "/sbin", str(BENCH / "node_modules" /
 HIT_VS_WRK_RPS = 0.9
 SCENARIO_MIN_RPS = 40_000
 SCENARIO_MAX_CPU_US = 30.0
+NOISY = 0.1  # flag a tool when other processes/steal took more than this share of a core
 
 
 # --------------------------------------------------------------------------- helpers
@@ -411,6 +412,8 @@ class Sample:
     served: int  # nginx request counter
     cpu: float | None  # generator process-tree CPU seconds
     server_cpu: float | None  # nginx worker CPU seconds
+    system: tuple[float, float] | None = None  # machine-wide (user+nice+system, steal) seconds
+    harness_cpu: float | None = None  # this script's own CPU seconds
 
 
 @dataclass
@@ -424,6 +427,8 @@ class Run:
     cpu_us_per_req: float | None = None  # tree CPU / server requests, steady window
     cpu_us_per_req_whole: float | None = None  # wait4 rusage / all requests served
     server_busy: float | None = None  # nginx worker CPU share during the window
+    other_busy: float | None = None  # cores used by anything else (other processes) in the window
+    steal: float | None = None  # cores stolen by the hypervisor in the window
     window_s: float | None = None
     served_total: int | None = None
     tool_requests: int | None = None
@@ -460,6 +465,14 @@ def proc_cpu(proc) -> float | None:
         return None
 
 
+def system_cpu() -> tuple[tuple[float, float] | None, float | None]:
+    """Machine-wide (user+nice+system, steal) CPU seconds, and this harness's own."""
+    if psutil is None:
+        return None, None
+    t = psutil.cpu_times()
+    return (t.user + t.nice + t.system, getattr(t, "steal", 0.0)), proc_cpu(psutil.Process())
+
+
 def launch(cmd: list[str], ctx: Ctx, env: dict) -> tuple[subprocess.Popen, object, object]:
     out = (ctx.workdir / "stdout").open("w+")
     err = (ctx.workdir / "stderr").open("w+")
@@ -487,7 +500,7 @@ def sample_until_exit(proc: subprocess.Popen, nginx: Nginx, t0: float, limit: fl
         now = time.monotonic() - t0
         if now >= next_at:
             cpu = tree_cpu(ps_child)
-            samples.append(Sample(now, nginx.requests(), cpu, proc_cpu(worker)))
+            samples.append(Sample(now, nginx.requests(), cpu, proc_cpu(worker), *system_cpu()))
             next_at = now + SAMPLE_EVERY
         if now > limit and not killed:
             os.killpg(proc.pid, signal.SIGINT)
@@ -568,6 +581,19 @@ def fill_window(run: Run, samples: list[Sample], duration: int) -> None:
         run.cpu_us_per_req = (b.cpu - a.cpu) / served * 1e6
     if a.server_cpu is not None and b.server_cpu is not None:
         run.server_busy = (b.server_cpu - a.server_cpu) / span
+    if None not in (
+        a.system,
+        b.system,
+        a.harness_cpu,
+        b.harness_cpu,
+        a.cpu,
+        b.cpu,
+        a.server_cpu,
+        b.server_cpu,
+    ):
+        ours = (b.cpu - a.cpu) + (b.server_cpu - a.server_cpu) + (b.harness_cpu - a.harness_cpu)
+        run.other_busy = max(0.0, (b.system[0] - a.system[0]) - ours) / span
+        run.steal = (b.system[1] - a.system[1]) / span
 
 
 # --------------------------------------------------------------------------- summary
@@ -582,6 +608,8 @@ class Summary:
     rate_achieved: float | None = None
     server_busy: float | None = None  # nginx worker core share at max req/s
     client_busy: float | None = None  # generator core share at max req/s
+    other_busy: float | None = None  # worst cores used by other processes during any run
+    rounds_ok: str = ""  # e.g. "2/2 max, 1/2 rate"
     rps_reason: str | None = None
     cpu_reason: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -610,6 +638,14 @@ def summarize(tool: str, runs: list[Run], rate: int) -> Summary:
         s.cpu_reason = next((r.reason for r in rt if r.reason), "failed")
     if s.server_busy is not None and s.client_busy is not None:
         s.notes.append(f"max: gen {s.client_busy:.0%}/nginx {s.server_busy:.0%} core")
+    noisy = [r.other_busy + (r.steal or 0) for r in mx + rt if r.ok and r.other_busy is not None]
+    s.other_busy = max(noisy) if noisy else None
+    if s.other_busy is not None and s.other_busy > NOISY:
+        s.notes.append(f"noisy: others used up to {s.other_busy:.0%} core")
+    n_max, n_rate = sum(r.ok for r in mx), sum(r.ok for r in rt)
+    s.rounds_ok = f"{n_max}/{len(mx)} max, {n_rate}/{len(rt)} rate"
+    if 0 < n_max < len(mx) or 0 < n_rate < len(rt):
+        s.notes.append(f"ok in {s.rounds_ok}")
     if s.rate_achieved is not None and s.rate_achieved < 0.95 * rate:
         s.notes.append(f"@{rate // 1000}k reached only {s.rate_achieved:,.0f} req/s")
     errs = sum(r.tool_errors or 0 for r in runs if r.tool == tool)

@@ -130,7 +130,8 @@ def run_and_report(
     if as_json:
         sys.stdout.write(json.dumps(s, indent=2, default=str) + "\n")
     elif not quiet:
-        render_summary(Console(), s)
+        console = Console()
+        render_summary(console if console.is_terminal else Console(width=160), s)
     if s["status"] == "interrupted":
         sys.exit(exitcodes.INTERRUPTED)
     if result.thresholds_passed is False:

@@ -137,3 +137,75 @@ def serve_cmd(
         err=True,
     )
     run_app(app, sock, log_level=log_level, access_log=access_log)
+
+
+@demo.command(name="run")
+@click.argument("scenario", type=click.Path(dir_okay=False), default="examples/shop.py")
+@click.option("--duration", "-d", default="20s", show_default=True, help="Length of the load test.")
+@click.option("--fixed", is_flag=True, help="Run against the fixed demo service.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool) -> None:
+    """Start the demo shop on a free port, load test it with SCENARIO, stop it.
+
+    This is what `make demo` runs: the whole loop in one command. The run
+    directory is written under ./runs as with `surge run`.
+    """
+    import re
+    import subprocess
+    import sys
+    import time
+
+    from surge.cli.run_cmd import run_cmd
+
+    args = [sys.executable, "-c", "from surge.cli.main import main; main()", "demo", "serve", "--port", "0"]
+    if fixed:
+        args.append("--fixed")
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stderr.readline() if proc.stderr else ""
+            m = re.search(r"on (http://[^\s]+)", line)
+            if m:
+                url = m.group(1)
+        if url is None:
+            raise DemoError("the demo service did not start within 30 s; try `surge demo serve` to see why")
+        # Keep draining the service's stderr so that it never blocks on a full pipe.
+        import threading
+
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        _wait_healthy(url, deadline)
+        click.echo(f"demo service up at {url}; running {scenario} for {duration}", err=True)
+        args = [scenario, "--base-url", url, "--duration", duration] + (["--json"] if as_json else [])
+        run_cmd.main(args, prog_name="surge run", standalone_mode=False)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _dur(text: str) -> float:
+    from surge.api.options import parse_duration
+
+    try:
+        return parse_duration(text, what="--duration")
+    except UsageError as exc:
+        raise DemoError(str(exc)) from None
+
+
+def _wait_healthy(url: str, deadline: float) -> None:
+    """Poll GET /health until the service answers (it binds before it accepts)."""
+    import time
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise DemoError("the demo service did not answer /health within 30 s; try `surge demo serve` to see why")
