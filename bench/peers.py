@@ -43,8 +43,11 @@ from pathlib import Path
 
 try:
     import psutil
+
+    PsutilError = psutil.Error
 except ImportError:  # pragma: no cover - psutil is a surge dependency
     psutil = None
+    PsutilError = OSError
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -209,7 +212,7 @@ class Tool:
     command: Callable[[str, Ctx], list[str]]
     parse: Callable[[str, str, Ctx], Parsed]  # (stdout, stderr, ctx)
     no_rate: str | None = None  # reason when the tool cannot hold a fixed rate
-    env: dict = field(default_factory=dict)
+    env: Callable[[Ctx], dict] = lambda ctx: {}  # extra environment for the tool
     missing_hint: str = "not installed (bash bench/setup.sh)"
 
 
@@ -319,6 +322,10 @@ def locust_command(user_class: str) -> Callable[[str, Ctx], list[str]]:
     return command
 
 
+def locust_env(ctx: Ctx) -> dict:
+    return {"BENCH_PER_USER_RATE": ctx.per_conn_rate} if ctx.rate else {}
+
+
 def locust_parse(out: str, err: str, ctx: Ctx) -> Parsed:
     import csv
 
@@ -395,8 +402,12 @@ TOOLS: dict[str, Tool] = {
         Tool("h2load", _bin("h2load"), h2load_command, h2load_parse),
         Tool("hey", _bin("hey"), hey_command, hey_parse, missing_hint="not packaged here"),
         Tool("autocannon", _bin("autocannon"), autocannon_command, autocannon_parse),
-        Tool("locust-fast", locust_binary, locust_command("FastUser"), locust_parse),
-        Tool("locust-http", locust_binary, locust_command("SlowUser"), locust_parse),
+        Tool(
+            "locust-fast", locust_binary, locust_command("FastUser"), locust_parse, env=locust_env
+        ),
+        Tool(
+            "locust-http", locust_binary, locust_command("SlowUser"), locust_parse, env=locust_env
+        ),
         Tool("surge-hit", surge_binary, surge_hit_command, surge_parse),
         Tool("surge-run", surge_binary, surge_run_command, surge_parse),
     ]
@@ -445,13 +456,13 @@ def tree_cpu(proc) -> float | None:
         return None
     try:
         procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
+    except PsutilError:
         return None
     total = 0.0
     for p in procs:
         try:
             t = p.cpu_times()
-        except psutil.Error:
+        except PsutilError:
             continue
         total += t.user + t.system + t.children_user + t.children_system
     return total
@@ -461,7 +472,7 @@ def proc_cpu(proc) -> float | None:
     try:
         t = proc.cpu_times()
         return t.user + t.system
-    except (psutil.Error, AttributeError):
+    except (PsutilError, AttributeError):
         return None
 
 
@@ -510,6 +521,14 @@ def sample_until_exit(proc: subprocess.Popen, nginx: Nginx, t0: float, limit: fl
         time.sleep(0.02)
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
 def steady_window(samples: list[Sample], duration: int) -> tuple[Sample, Sample] | None:
     """First/last sample of the steady phase: traffic start + warm-up .. end - margin."""
     if len(samples) < 3:
@@ -535,16 +554,17 @@ def measure(tool: Tool, mode: str, rnd: int, nginx: Nginx, args) -> Run:
     if not exe:
         run.reason = tool.missing_hint
         return run
-    env = dict(tool.env)
     rate = args.rate if mode == "rate" else None
     with tempfile.TemporaryDirectory(prefix=f"surge-bench-{tool.name}-") as wd:
         ctx = Ctx(nginx.url, args.duration, args.connections, rate, Path(wd))
-        if rate and tool.name.startswith("locust"):
-            env["BENCH_PER_USER_RATE"] = ctx.per_conn_rate
         served_before = nginx.requests()
         t0 = time.monotonic()
-        proc, out_f, err_f = launch(tool.command(exe, ctx), ctx, env)
-        samples, status, rusage = sample_until_exit(proc, nginx, t0, args.duration + 30)
+        proc, out_f, err_f = launch(tool.command(exe, ctx), ctx, tool.env(ctx))
+        try:
+            samples, status, rusage = sample_until_exit(proc, nginx, t0, args.duration + 30)
+        except BaseException:  # harness error or Ctrl-C: don't leave the tool running
+            kill_group(proc)
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         run.wall_s = round(time.monotonic() - t0, 2)
         served = nginx.requests() - served_before - len(samples) - 1
@@ -564,7 +584,7 @@ def measure(tool: Tool, mode: str, rnd: int, nginx: Nginx, args) -> Run:
     fill_window(run, samples, args.duration)
     run.ok = run.rps is not None
     if not run.ok:
-        run.reason = "no steady window (run too short?)"
+        run.reason = f"no steady window; exit {proc.returncode}: {last_line(stderr or stdout)}"
     return run
 
 
@@ -806,7 +826,10 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(1, args.rounds + 1):
             for name in args.tools:
                 for mode in ("max", "rate"):
-                    run = measure(TOOLS[name], mode, rnd, nginx, args)
+                    try:
+                        run = measure(TOOLS[name], mode, rnd, nginx, args)
+                    except (OSError, ValueError, PsutilError) as exc:
+                        run = Run(name, mode, rnd, reason=f"harness error: {exc!r}"[:90])
                     runs.append(run)
                     shown = fmt_num(run.rps) + " req/s" if run.ok else f"n/a ({run.reason})"
                     cpu = f", {run.cpu_us_per_req:.1f} us/req" if run.cpu_us_per_req else ""

@@ -26,12 +26,12 @@ class Response:
         error_detail: a short text describing the failure, "" when none.
     """
 
-    __slots__ = ("status", "headers", "content", "url", "method", "elapsed", "error", "error_detail", "_text")
+    __slots__ = ("status", "_headers", "_raw_headers", "content", "url", "method", "elapsed", "error", "error_detail", "_text")
 
     def __init__(
         self,
         status: int,
-        headers: dict[str, str],
+        headers: dict[str, str] | list[tuple[bytes, bytes]],
         content: bytes,
         url: str,
         method: str,
@@ -40,7 +40,12 @@ class Response:
         error_detail: str = "",
     ) -> None:
         self.status = status
-        self.headers = headers
+        # Raw (name, value) byte pairs are decoded only if a scenario reads them.
+        if isinstance(headers, dict):
+            self._headers: dict[str, str] | None = headers
+            self._raw_headers: list = []
+        else:
+            self._headers, self._raw_headers = None, headers
         self.content = content
         self.url = url
         self.method = method
@@ -53,6 +58,17 @@ class Response:
         if self.status == 0:
             return f"<Response {self.method} {self.url} failed: {self.error.label} {self.error_detail}>"
         return f"<Response {self.method} {self.url} {self.status} {len(self.content)}B>"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            out: dict[str, str] = {}
+            for k, v in self._raw_headers:
+                key = k.decode("latin-1").lower()
+                val = v.decode("latin-1")
+                out[key] = f"{out[key]}, {val}" if key in out else val
+            self._headers = out
+        return self._headers
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from urllib.parse import urljoin
+from collections.abc import Awaitable
 from time import monotonic_ns
 from typing import Any, Protocol
 
@@ -23,10 +25,18 @@ from surge.api.errors import ErrorKind
 from surge.api.response import Response
 from surge.engine.http.connection import RequestFailed
 from surge.engine.http.pool import ConnectionPool
-from surge.engine.http.url import add_params, build_request, encode_body, resolve_url, split_url
+from surge.engine.http.url import (
+    Origin,
+    add_params,
+    build_request,
+    encode_body,
+    resolve_url,
+    split_url,
+)
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 10
+_URL_CACHE = 1024  # distinct URLs remembered per client (parsed origin/target, serialised request)
 
 
 class RequestSink(Protocol):
@@ -91,27 +101,42 @@ class Client:
         self.scenario = ""  # set by the engine before each iteration
         self.intended_ns = 0  # set by open models: the iteration's scheduled start
         self._keys: dict[tuple[str, str, str], int] = {}
+        self._urls: dict[str, tuple] = {}
+        self._requests: dict[tuple[str, str], bytes] = {}
 
     def __repr__(self) -> str:
         return f"<Client base_url={self.base_url!r}>"
 
-    async def get(self, url: str, **kw: Any) -> Response:
-        return await self.request("GET", url, **kw)
+    # The verb helpers return the coroutine of :meth:`request` directly: one
+    # coroutine frame per request instead of two (measured ~1 us per request).
+    def get(self, url: str, **kw: Any) -> Awaitable[Response]:
+        return self.request("GET", url, **kw)
 
-    async def post(self, url: str, **kw: Any) -> Response:
-        return await self.request("POST", url, **kw)
+    def post(self, url: str, **kw: Any) -> Awaitable[Response]:
+        return self.request("POST", url, **kw)
 
-    async def put(self, url: str, **kw: Any) -> Response:
-        return await self.request("PUT", url, **kw)
+    def put(self, url: str, **kw: Any) -> Awaitable[Response]:
+        return self.request("PUT", url, **kw)
 
-    async def patch(self, url: str, **kw: Any) -> Response:
-        return await self.request("PATCH", url, **kw)
+    def patch(self, url: str, **kw: Any) -> Awaitable[Response]:
+        return self.request("PATCH", url, **kw)
 
-    async def delete(self, url: str, **kw: Any) -> Response:
-        return await self.request("DELETE", url, **kw)
+    def delete(self, url: str, **kw: Any) -> Awaitable[Response]:
+        return self.request("DELETE", url, **kw)
 
-    async def head(self, url: str, **kw: Any) -> Response:
-        return await self.request("HEAD", url, **kw)
+    def head(self, url: str, **kw: Any) -> Awaitable[Response]:
+        return self.request("HEAD", url, **kw)
+
+    def _target(self, url: str) -> tuple[str, Origin, str, str]:
+        """(full URL, origin, request target, default name) of ``url``, cached per client."""
+        hit = self._urls.get(url)
+        if hit is None or hit[4] != self.base_url:
+            full = resolve_url(self.base_url, url)
+            origin, target = split_url(full)
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            hit = self._urls[url] = (full, origin, target, target.split("?", 1)[0], self.base_url)
+        return hit[0], hit[1], hit[2], hit[3]
 
     async def request(
         self,
@@ -139,22 +164,37 @@ class Client:
             timeout: total timeout in s for this request (default ``timeouts.total``).
             follow_redirects: override the client's redirect setting.
         """
-        method = method.upper()
         intended = self.intended_ns or monotonic_ns()
         self.intended_ns = 0
-        full = add_params(resolve_url(self.base_url, url), params)
-        origin, target = split_url(full)
+        method = method.upper()
+        if params:
+            full = add_params(resolve_url(self.base_url, url), params)
+            origin, target = split_url(full)
+            default_name = target.split("?", 1)[0]
+        else:
+            full, origin, target, default_name = self._target(url)
         if name is None:
-            name = target.split("?", 1)[0]
-        hdrs = {**self.headers, **headers} if headers else self.headers
-        body, ctype = encode_body(json, data, content)
-        req = build_request(method, origin, target, hdrs, body, ctype)
+            name = default_name
+        plain = headers is None and json is None and data is None and content is None
+        req = self._requests.get((method, full)) if plain else None
+        hdrs = self.headers
+        body: bytes = b""
+        ctype = None
+        if req is None:
+            if headers:
+                hdrs = {**self.headers, **headers}
+            body, ctype = encode_body(json, data, content)
+            req = build_request(method, origin, target, hdrs, body, ctype)
+            if plain:
+                if len(self._requests) >= _URL_CACHE:
+                    self._requests.clear()
+                self._requests[(method, full)] = req
         resp = await self._roundtrip(method, full, origin, req, name, intended, timeout)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         hops = 0
         while follow and resp.status in _REDIRECTS and "location" in resp.headers and hops < _MAX_REDIRECTS:
             hops += 1
-            full = resolve_url(full, resp.headers["location"])
+            full = urljoin(full, resp.headers["location"])  # RFC 3986 resolution, not base-URL prefixing
             origin, target = split_url(full, what="redirect Location")
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method, body, ctype = "GET", b"", None
@@ -163,88 +203,58 @@ class Client:
         return resp
 
     async def _roundtrip(
-        self, method: str, url: str, origin, req: bytes, name: str, intended: int, timeout: float | None
+        self, method: str, url: str, origin: Origin, req: bytes, name: str, intended: int, timeout: float | None
     ) -> Response:
         key_t = (self.scenario, name, method)
         key = self._keys.get(key_t)
         if key is None:
             key = self._keys[key_t] = self._sink.key_id(*key_t)
         total = self.timeouts.total if timeout is None else timeout
-        send = first = 0
+        pool = self._pool
         for attempt in (0, 1):
             send = monotonic_ns()
+            conn = pool.try_acquire(origin)
+            if conn is None:
+                try:
+                    conn = await pool.acquire(origin)
+                except RequestFailed as err:
+                    return self._failed(key, method, url, intended, send, err)
+                send = monotonic_ns()
+            fut = conn.send(req, method == "HEAD")
+            conn.arm_timeouts(self.timeouts.read, total)
             try:
-                conn = await self._pool.acquire(origin)
+                status, raw_headers, content, first, _ = await fut
             except RequestFailed as err:
-                return self._failed(key, method, url, intended, send, err)
-            send = monotonic_ns()
-            try:
-                status, raw_headers, content, first, keep = await self._await_response(
-                    conn, req, method == "HEAD", total
-                )
-            except RequestFailed as err:
-                self._pool.discard(conn)
+                conn.disarm()
+                pool.discard(conn)
                 if err.retryable and attempt == 0:
                     continue  # a stale keep-alive connection: retry once on a fresh one
                 return self._failed(key, method, url, intended, send, err)
             except asyncio.CancelledError:
+                conn.disarm()
                 conn.cancel()
-                self._pool.discard(conn)
+                pool.discard(conn)
                 raise
-            self._pool.release(conn)
+            conn.disarm()
+            pool.release(conn)
             break
         done = monotonic_ns()
-        headers = _header_dict(raw_headers)
+        err = 0 if status < 400 else ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
+        resp = Response(status, raw_headers, content, url, method, (done - send) / 1e9, _KINDS[err])
         nbytes = len(content)
-        err = status_error(status)
-        detail = ""
-        if headers.get("content-encoding") == "gzip" and content:
+        if content and resp.headers.get("content-encoding") == "gzip":
             try:
-                content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
+                resp.content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
             except zlib.error as exc:
-                err, detail = ErrorKind.PROTOCOL, f"bad gzip body: {exc}"
+                err = ErrorKind.PROTOCOL
+                resp.error, resp.error_detail = ErrorKind.PROTOCOL, f"bad gzip body: {exc}"
         self._sink.add(key, intended, send, first, done, status, nbytes, err)
-        return Response(status, headers, content, url, method, (done - send) / 1e9, ErrorKind(err), detail)
-
-    async def _await_response(self, conn, req: bytes, head_only: bool, total: float):
-        fut = conn.send(req, head_only)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        read = self.timeouts.read
-        deadline = start + total
-        state = {"seen": conn.bytes_in}
-
-        def check() -> None:
-            # One timer per request: on firing, re-arm while bytes keep arriving
-            # (read timeout = silence) until the total deadline.
-            nonlocal handle
-            now = loop.time()
-            if fut.done():
-                return
-            if now >= deadline:
-                conn.fail_timeout(f"no complete response within {total:g} s")
-            elif conn.bytes_in == state["seen"] and now - start >= read:
-                conn.fail_timeout(f"no data for {read:g} s")
-            else:
-                state["seen"] = conn.bytes_in
-                handle = loop.call_at(min(deadline, now + read), check)
-
-        handle = loop.call_at(min(deadline, start + read), check)
-        try:
-            return await fut
-        finally:
-            handle.cancel()
+        return resp
 
     def _failed(self, key: int, method: str, url: str, intended: int, send: int, err: RequestFailed) -> Response:
         done = monotonic_ns()
         self._sink.add(key, intended, send, 0, done, 0, 0, int(err.kind))
-        return Response(0, {}, b"", url, method, (done - send) / 1e9, err.kind, err.detail)
+        return Response(0, [], b"", url, method, (done - send) / 1e9, err.kind, err.detail)
 
 
-def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in raw:
-        key = k.decode("latin-1").lower()
-        val = v.decode("latin-1")
-        out[key] = f"{out[key]}, {val}" if key in out else val
-    return out
+_KINDS = {int(k): k for k in ErrorKind}

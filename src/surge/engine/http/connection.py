@@ -68,6 +68,12 @@ class HttpConnection(asyncio.Protocol):
         self._got_bytes = False
         self._status = 0
         self.bytes_in = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._read_timeout = 0.0
+        self._seen = 0
+        self._total = 0.0
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("busy" if self._fut else "idle")
@@ -76,6 +82,7 @@ class HttpConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -133,7 +140,7 @@ class HttpConnection(asyncio.Protocol):
     # -- requests ------------------------------------------------------------
     def send(self, request: bytes, head_only: bool = False) -> asyncio.Future:
         """Write ``request``; the future resolves when its response is complete."""
-        fut = asyncio.get_running_loop().create_future()
+        fut = self.loop.create_future()
         if self.closed or self.transport is None:
             fut.set_exception(RequestFailed(ErrorKind.RESET, "connection closed", retryable=self.uses > 0))
             return fut
@@ -159,6 +166,36 @@ class HttpConnection(asyncio.Protocol):
         self._abort()
         if fut is not None and not fut.done():
             fut.set_exception(err)
+
+    def arm_timeouts(self, read: float, total: float) -> None:
+        """Fail the in-flight request after ``total`` s, or after ``read`` s without data.
+
+        One timer per request that re-arms itself while bytes keep arriving.
+        """
+        now = self.loop.time()
+        self._deadline = now + total
+        self._total = total
+        self._read_timeout = read
+        self._seen = self.bytes_in
+        self.timer = self.loop.call_at(min(self._deadline, now + read), self._on_timer)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self._fut is None:
+            return
+        now = self.loop.time()
+        if now >= self._deadline:
+            self.fail_timeout(f"no complete response within {self._total:g} s")
+        elif self.bytes_in == self._seen:
+            self.fail_timeout(f"no data for {self._read_timeout:g} s")
+        else:
+            self._seen = self.bytes_in
+            self.timer = self.loop.call_at(min(self._deadline, now + self._read_timeout), self._on_timer)
 
     def fail_timeout(self, detail: str) -> None:
         """Abort the in-flight request as timed out (the connection is dropped)."""

@@ -49,6 +49,16 @@ class ConnectionPool:
     def __repr__(self) -> str:
         return f"<ConnectionPool open={sum(self._open.values())} connects={self.connects}>"
 
+    def try_acquire(self, origin: Origin) -> HttpConnection | None:
+        """An idle connection to ``origin`` without awaiting, or None (the hot path)."""
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+            self._forget(conn)
+        return None
+
     async def acquire(self, origin: Origin) -> HttpConnection:
         idle = self._idle.get(origin)
         while idle:
