@@ -26,6 +26,7 @@ LAG_PROBE = 0.02  # s between event-loop lag probes
 def worker_main(plan: WorkerPlan, conn: Any) -> None:
     """Process entry point: load, report Ready, wait for Start, run, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    _raise_fd_limit()
     try:
         scenarios = None
         if plan.hit is None:
@@ -53,6 +54,20 @@ def worker_main(plan: WorkerPlan, conn: Any) -> None:
             conn.close()
         except OSError:
             pass
+
+
+def _raise_fd_limit() -> None:
+    """Thousands of connections need thousands of descriptors: lift the soft limit to the hard one."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _send(conn: Any, msg: Any) -> None:
@@ -155,11 +170,15 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
                          final=final, interrupted=rt.interrupted, connects=pool.connects,
                          folded_names=recorder.folded_names))
 
+    parent = os.getppid()
+
     async def ticker() -> None:
         k = 1
         while True:
             target = start_ns + k * NS + int(TICK_DELAY * NS)
             await asyncio.sleep(max(0.0, (target - monotonic_ns()) / NS))
+            if os.getppid() != parent:
+                rt.stop.set()  # orphaned: the coordinator is gone
             tick(k, False)
             k += 1
 

@@ -16,6 +16,19 @@ def _context():
     return mp.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
+def _worker_entry(plan: WorkerPlan, conn: Connection, inherited: list[int]) -> None:
+    import os
+
+    from surge.engine.worker import worker_main
+
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    worker_main(plan, conn)
+
+
 class LocalProcessTransport:
     """One OS process per worker; messages are pickled over a duplex pipe."""
 
@@ -28,12 +41,15 @@ class LocalProcessTransport:
         return f"<LocalProcessTransport workers={len(self._procs)}>"
 
     def start(self, plans: list[WorkerPlan]) -> None:
-        from surge.engine.worker import worker_main
-
         ctx = _context()
         for plan in plans:
             parent, child = ctx.Pipe(duplex=True)
-            p = ctx.Process(target=worker_main, args=(plan, child), name=f"surge-worker-{plan.index}", daemon=True)
+            # A forked worker inherits the coordinator's ends of every pipe; it must
+            # close them, or it would never see EOF when the coordinator dies.
+            forked = ctx.get_start_method() == "fork"
+            inherited = [c.fileno() for c in (*self._conns, parent)] if forked else []
+            p = ctx.Process(target=_worker_entry, args=(plan, child, inherited),
+                            name=f"surge-worker-{plan.index}", daemon=True)
             p.start()
             child.close()
             self._procs.append(p)
