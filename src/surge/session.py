@@ -17,14 +17,14 @@ from typing import Any
 from surge._version import __version__
 from surge.analysis.generator import assess
 from surge.analysis.observe import observe
+from surge.analysis.summary import build_summary
 from surge.analysis.thresholds import Threshold, evaluate
 from surge.api.errors import UsageError
 from surge.engine.coordinator import Output, RunOutcome, RunSpec, execute, planned_seconds
 from surge.engine.loader import ScenarioSet
-from surge.results.aggregate import RunAggregate
+from surge.metrics.aggregate import RunAggregate
 from surge.results.meta import git_info, host_info, now_iso, options_dict
 from surge.results.rundir import RunDirWriter, new_run_id
-from surge.results.summary import build_summary
 
 ABORT_GRACE_S = 5.0  # thresholds are not judged for abort during the first seconds
 

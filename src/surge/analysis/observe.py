@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from surge.analysis.thresholds import Threshold
+from surge.metrics.aggregate import RunAggregate
 from surge.metrics.stats import RequestStats
-from surge.results.aggregate import RunAggregate
 
 _TAG_POS = {"scenario": 0, "name": 1, "method": 2, "status": 3}
 

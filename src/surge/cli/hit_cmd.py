@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from surge.cli.common import default_workers, duration_arg, guarded, output_options, parse_headers, preflight, run_and_report
+from surge.cli.common import (
+    default_workers,
+    duration_arg,
+    guarded,
+    output_options,
+    parse_headers,
+    preflight,
+    run_and_report,
+)
 
 
 @click.command("hit")

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import click
 
-from surge.api.options import MODELS, Options, parse_stages
 from surge.api.errors import UsageError
-from surge.cli.common import default_workers, duration_arg, guarded, output_options, parse_headers, preflight, run_and_report
+from surge.api.options import MODELS, Options, parse_stages
+from surge.cli.common import (
+    default_workers,
+    duration_arg,
+    guarded,
+    output_options,
+    parse_headers,
+    preflight,
+    run_and_report,
+)
 
 
 def _stages(ctx, param, value):

@@ -19,8 +19,8 @@ from surge.api.options import Options
 from surge.engine.messages import Failed, HitSpec, Ready, Start, Stop, Tick, WorkerPlan
 from surge.engine.models import build_model
 from surge.engine.transport.base import WorkerTransport
+from surge.metrics.aggregate import RunAggregate
 from surge.metrics.stats import SecondStats
-from surge.results.aggregate import RunAggregate
 
 NS = 1_000_000_000
 READY_TIMEOUT = 30.0  # s for workers to import the scenario and report

@@ -167,7 +167,7 @@ class HitRunner:
                     _, conn = await loop.create_connection(
                         lambda: _FastConn(self), self.origin.host, self.origin.port, ssl=self.ssl,
                         server_hostname=self.origin.host if self.ssl else None)
-            except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+            except (OSError, TimeoutError) as exc:
                 kind, _ = classify_connect_error(exc)
                 now = monotonic_ns()
                 if self.curve is None or self.backlog:

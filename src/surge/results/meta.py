@@ -11,8 +11,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from surge._version import __version__
-
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")

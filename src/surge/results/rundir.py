@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from surge.metrics.aggregate import RunAggregate
 from surge.metrics.stats import RequestStats, SecondStats
-from surge.results.aggregate import RunAggregate
 
 RUNDIR_VERSION = 1
 

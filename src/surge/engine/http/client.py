@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from urllib.parse import urljoin
 from collections.abc import Awaitable
 from time import monotonic_ns
 from typing import Any, Protocol
+from urllib.parse import urljoin
 
 from surge.api.errors import ErrorKind
 from surge.api.response import Response

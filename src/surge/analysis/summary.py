@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from surge.analysis.generator import GeneratorHealth
+from surge.metrics.aggregate import RunAggregate
 from surge.metrics.histogram import Histogram
 from surge.metrics.stats import RequestStats
-from surge.results.aggregate import RunAggregate
 
 SUMMARY_VERSION = 1  # v1: first format
 PCTS = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
