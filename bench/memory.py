@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def start_nginx(tmp: Path, port: int) -> subprocess.Popen:
     conf = tmp / "nginx.conf"
     (tmp / "logs").mkdir(exist_ok=True)
-    conf.write_text(textwrap.dedent(f"""
+    conf.write_text(
+        textwrap.dedent(f"""
         worker_processes 1;
         daemon off;
         pid {tmp}/nginx.pid;
@@ -49,7 +50,8 @@ def start_nginx(tmp: Path, port: int) -> subprocess.Popen:
           keepalive_timeout 300s;
           server {{ listen 127.0.0.1:{port} backlog=16384; location / {{ return 200 "hello world\\n"; }} }}
         }}
-    """))
+    """)
+    )
     proc = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", str(conf), "-p", str(tmp)])
     time.sleep(0.5)
     return proc
@@ -77,7 +79,9 @@ def sample_run(args: list[str], seconds: float) -> tuple[list[float], str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--vus", type=int, default=10_000)
     ap.add_argument("--soak", type=float, default=60.0, help="s of the growth run")
     ap.add_argument("--rate", type=float, default=10_000.0)
@@ -88,11 +92,28 @@ def main() -> None:
         ngx = start_nginx(tmp, a.port)
         url = f"http://127.0.0.1:{a.port}"
         scen = tmp / "idle_vus.py"
-        scen.write_text("from surge import sleep\n\nasync def idle(client):\n"
-                        "    await client.get('/')\n    await sleep(1.0)\n")
+        scen.write_text(
+            "from surge import sleep\n\nasync def idle(client):\n"
+            "    await client.get('/')\n    await sleep(1.0)\n"
+        )
         try:
-            samples, out = sample_run(["run", str(scen), "--base-url", url, "--vus", str(a.vus), "-d", "20s",
-                                       "--graceful-stop", "2s", "--no-save", "--json"], 20)
+            samples, out = sample_run(
+                [
+                    "run",
+                    str(scen),
+                    "--base-url",
+                    url,
+                    "--vus",
+                    str(a.vus),
+                    "-d",
+                    "20s",
+                    "--graceful-stop",
+                    "2s",
+                    "--no-save",
+                    "--json",
+                ],
+                20,
+            )
             import json
 
             try:
@@ -101,16 +122,33 @@ def main() -> None:
             except ValueError:
                 detail = out.strip().splitlines()[-1] if out.strip() else "no output"
             peak = max(samples) if samples else float("nan")
-            print(f"{a.vus:,} VUs: peak RSS {peak:,.0f} MiB total (target < 1024 MiB) "
-                  f"{'PASS' if peak < 1024 else 'MISS'}  [{detail}]")
-            samples, _ = sample_run(["hit", url + "/", "--rate", str(a.rate), "-c", "200", "-d", f"{a.soak}s",
-                                     "--no-save", "--json"], a.soak)
-            half = samples[len(samples) // 2:]
+            print(
+                f"{a.vus:,} VUs: peak RSS {peak:,.0f} MiB total (target < 1024 MiB) "
+                f"{'PASS' if peak < 1024 else 'MISS'}  [{detail}]"
+            )
+            samples, _ = sample_run(
+                [
+                    "hit",
+                    url + "/",
+                    "--rate",
+                    str(a.rate),
+                    "-c",
+                    "200",
+                    "-d",
+                    f"{a.soak}s",
+                    "--no-save",
+                    "--json",
+                ],
+                a.soak,
+            )
+            half = samples[len(samples) // 2 :]
             if len(half) >= 3:
                 slope = np.polyfit(np.arange(len(half)), np.array(half), 1)[0]  # MiB per s
                 per_hour = slope * 3600
-                print(f"{a.rate:,.0f} req/s for {a.soak:.0f} s: RSS {samples[0]:.0f} -> {samples[-1]:.0f} MiB, "
-                      f"growth {per_hour:+.1f} MiB/hour extrapolated (target < 50) {'PASS' if per_hour < 50 else 'MISS'}")
+                print(
+                    f"{a.rate:,.0f} req/s for {a.soak:.0f} s: RSS {samples[0]:.0f} -> {samples[-1]:.0f} MiB, "
+                    f"growth {per_hour:+.1f} MiB/hour extrapolated (target < 50) {'PASS' if per_hour < 50 else 'MISS'}"
+                )
             else:
                 print("soak too short to fit a slope")
         finally:

@@ -213,7 +213,6 @@ class Tool:
     parse: Callable[[str, str, Ctx], Parsed]  # (stdout, stderr, ctx)
     no_rate: str | None = None  # reason when the tool cannot hold a fixed rate
     env: Callable[[Ctx], dict] = lambda ctx: {}  # extra environment for the tool
-    missing_hint: str = "not installed (bash bench/setup.sh)"
 
 
 def _int(pattern: str, text: str) -> int | None:
@@ -400,7 +399,7 @@ TOOLS: dict[str, Tool] = {
     for t in [
         Tool("wrk", _bin("wrk"), wrk_command, wrk_parse, no_rate="no fixed-rate option"),
         Tool("h2load", _bin("h2load"), h2load_command, h2load_parse),
-        Tool("hey", _bin("hey"), hey_command, hey_parse, missing_hint="not packaged here"),
+        Tool("hey", _bin("hey"), hey_command, hey_parse),
         Tool("autocannon", _bin("autocannon"), autocannon_command, autocannon_parse),
         Tool(
             "locust-fast", locust_binary, locust_command("FastUser"), locust_parse, env=locust_env
@@ -552,7 +551,7 @@ def measure(tool: Tool, mode: str, rnd: int, nginx: Nginx, args) -> Run:
         return run
     exe = tool.binary()
     if not exe:
-        run.reason = tool.missing_hint
+        run.reason = "not installed (bash bench/setup.sh)"
         return run
     rate = args.rate if mode == "rate" else None
     with tempfile.TemporaryDirectory(prefix=f"surge-bench-{tool.name}-") as wd:
@@ -761,6 +760,17 @@ def print_report(summaries: list[Summary], checks: list[dict], args) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def warn_if_noisy(runs: list[Run]) -> None:
+    measured = [r for r in runs if r.ok and r.other_busy is not None]
+    noisy = [r for r in measured if r.other_busy + (r.steal or 0) > NOISY]
+    if noisy:
+        print(
+            f"warning: in {len(noisy)} of {len(measured)} runs other processes (or steal) used "
+            f"more than {NOISY:.0%} of a core; max req/s is unreliable, rerun on a quiet machine",
+            file=sys.stderr,
+        )
+
+
 def parse_args(argv: list[str] | None = None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -843,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = [summarize(name, runs, args.rate) for name in args.tools]
     checks = targets(summaries)
     print_report(summaries, checks, args)
+    warn_if_noisy(runs)
     if not args.no_save:
         print(f"results: {save(runs, summaries, checks, args).relative_to(ROOT)}")
     return 0

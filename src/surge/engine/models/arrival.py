@@ -81,8 +81,12 @@ async def dispatch(
         if burst >= BURST:
             burst = 0
             await asyncio.sleep(0)
-    busy = [t for t, s in zip(tasks, rt.vus, strict=False) if s.busy]
-    await rt.finish(busy, min(grace_s, 1.0) if rt.stop.is_set() else grace_s)
+    # VU tasks never end by themselves (they wait for the next arrival): wait
+    # for the iterations in flight, not for the tasks.
+    grace = min(grace_s, 1.0) if rt.stop.is_set() else grace_s
+    deadline = monotonic_ns() + int(grace * NS)
+    while any(s.busy for s in rt.vus) and monotonic_ns() < deadline:
+        await asyncio.sleep(0.005)
     for slot in idle:
         if slot.waiter is not None and not slot.waiter.done():
             slot.waiter.set_result(0)
