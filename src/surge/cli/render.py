@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -14,6 +15,10 @@ def _ms(v: float | None) -> str:
     if v is None:
         return "-"
     return f"{v:,.0f}" if v >= 1000 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def _cell(row: dict[str, Any], col: str) -> str:
+    return _ms(row["service"]["p99"]) if col == "svc p99" else _ms(row[col])
 
 
 def _pct(x: float) -> str:
@@ -30,15 +35,27 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     )
     if s["generator"]["bound"]:
         console.print(f"[bold red]{s['generator']['explanation']}[/]")
-    t = Table(title="latency (ms, from intended start) per request name", title_justify="left")
-    for col in ("scenario", "name", "method", "count", "req/s", "err %", *_COLS, "svc p99"):
-        t.add_column(col, justify="left" if col in ("scenario", "name", "method") else "right")
+    # One scenario: its name would repeat on every row, so the column is left out.
+    narrow = console.width < 130
+    many = len({n["scenario"] for n in s["names"]}) > 1 and not narrow
+    # A narrow terminal gets the essential columns; --json and the run directory have all.
+    cols = ("p50", "p95", "p99") if narrow else (*_COLS, "svc p99")
+    lead = ("scenario", "name", "method") if many else ("name", "method")
+    t = Table(title="latency (ms, from intended start) per request name", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in (*lead, "count", "req/s", "err %", *cols):
+        if col in lead:
+            t.add_column(col, overflow="fold", min_width={"name": 16, "method": 6}.get(col, 8),
+                         max_width=40 if col == "name" else 14)
+        else:
+            t.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), 5))
     for n in s["names"]:
-        t.add_row(n["scenario"], n["name"], n["method"], f"{n['requests']:,}", f"{n['rps']:,.1f}",
-                  _pct(n["error_rate"]), *[_ms(n[c]) for c in _COLS], _ms(n["service"]["p99"]))
+        first = (n["scenario"], n["name"], n["method"]) if many else (n["name"], n["method"])
+        t.add_row(*first, f"{n['requests']:,}", f"{n['rps']:,.1f}",
+                  _pct(n["error_rate"]), *[_cell(n, c) for c in cols])
     if len(s["names"]) != 1:
-        t.add_row("[bold]all[/]", "", "", f"{s['requests']:,}", f"{s['rps']:,.1f}", _pct(s["error_rate"]),
-                  *[_ms(s[c]) for c in _COLS], _ms(s["service"]["p99"]))
+        t.add_row("[bold]all[/]", *[""] * (len(lead) - 1), f"{s['requests']:,}", f"{s['rps']:,.1f}",
+                  _pct(s["error_rate"]), *[_cell(s, c) for c in cols])
     console.print(t)
     if s["service"]["p99"] is not None and s.get("open_model"):
         console.print(
@@ -48,7 +65,7 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     if s["errors_by_type"]:
         console.print("errors: " + ", ".join(f"{k} {v:,}" for k, v in s["errors_by_type"].items()))
     if s["checks"]:
-        ct = Table(title="checks", title_justify="left")
+        ct = Table(title="checks", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("check", "passed", "failed", "rate"):
             ct.add_column(col, justify="left" if col == "check" else "right")
         for c in s["checks"]:
@@ -57,6 +74,8 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
             ct.add_row(c["name"], f"{c['passes']:,}", f"[{style}]{c['fails']:,}[/]" if style else "0", rate)
         console.print(ct)
     it = s["iterations"]
+    if s.get("model") == "hit":
+        it = {**it, "completed": s["requests"]}  # hit has no scenario: a request is an iteration
     line = f"iterations: {it['completed']:,} completed"
     if it["dropped"]:
         line += f", [yellow]{it['dropped']:,} dropped[/] (no free VU: raise --max-vus or the server is too slow)"
@@ -69,7 +88,7 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
         last = [ln for ln in tb.splitlines() if ln.strip()][-3:]
         console.print(f"  first {etype}: " + " | ".join(x.strip() for x in last), style="dim", markup=False)
     if s["thresholds"]:
-        tt = Table(title="thresholds", title_justify="left")
+        tt = Table(title="thresholds", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("threshold", "observed", "result"):
             tt.add_column(col)
         for r in s["thresholds"]:
