@@ -134,9 +134,16 @@ class _Proto(asyncio.Protocol):
             self.send(404, b"not found")
 
 
-async def _main(port: int, stall_after: float | None, stall_for: float) -> None:
+async def _main(port: int, stall_after: float | None, stall_for: float, cert: str | None, key: str | None) -> None:
     srv = _Server(stall_after, stall_for)
-    server = await asyncio.get_running_loop().create_server(lambda: _Proto(srv), "127.0.0.1", port, backlog=4096)
+    ctx = None
+    if cert:
+        import ssl
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _Proto(srv), "127.0.0.1", port, backlog=4096, ssl=ctx)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
@@ -147,11 +154,13 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--stall-after", type=float, default=None)
     ap.add_argument("--stall-for", type=float, default=1.0)
+    ap.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--keyfile", help="private key of --certfile (PEM)")
     a = ap.parse_args()
     try:
         import uvloop
 
-        uvloop.run(_main(a.port, a.stall_after, a.stall_for))
+        uvloop.run(_main(a.port, a.stall_after, a.stall_for, a.certfile, a.keyfile))
     except KeyboardInterrupt:
         pass
 
