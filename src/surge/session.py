@@ -100,7 +100,7 @@ def run_session(
     writer = None
     run_dir = None
     if out_root is not None:
-        run_id = new_run_id(label)
+        run_id = new_run_id(label, out_root)
         run_dir = out_root / run_id
         meta["run_id"] = run_id
         writer = RunDirWriter(run_dir)
@@ -142,6 +142,10 @@ def run_session(
         warnings=outcome.warnings,
         iteration_tracebacks=outcome.tracebacks,
     )
+    if spec.hit is not None:
+        summary["iterations"]["completed"] = summary["requests"]  # a hit iteration is one request
+    if outcome.fatal:
+        summary["error"] = outcome.fatal
     summary["model"] = model
     summary["open_model"] = open_model
     summary["connections_opened"] = outcome.connects

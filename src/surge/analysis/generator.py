@@ -8,6 +8,7 @@ from typing import Any
 CPU_LIMIT = 90.0  # % of one core, per worker process
 SCHED_LAG_LIMIT_MS = 10.0  # p99 delay between an arrival's scheduled and actual start
 FLAG_FRACTION = 0.10  # of the run's seconds
+MIN_FLAGGED = 2  # seconds: one noisy second does not make a short run generator-bound
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class GeneratorHealth:
 
 def assess(rows: list[dict[str, Any]], open_model: bool) -> GeneratorHealth:
     """Flag a run whose generator was saturated (CPU > 90 % or schedule lag p99 > 10 ms)
-    for more than 10 % of its seconds."""
+    for more than 10 % of its seconds, and at least 2 of them."""
     n = len(rows)
     cpu = [r["cpu_max"] for r in rows if r.get("cpu_max") is not None]
     lag = [r["sched_lag_p99_ms_max"] for r in rows if r.get("sched_lag_p99_ms_max") is not None]
@@ -41,9 +42,9 @@ def assess(rows: list[dict[str, Any]], open_model: bool) -> GeneratorHealth:
     cpu_s = sum(1 for c in cpu if c > CPU_LIMIT)
     lag_s = sum(1 for x in lag if x > SCHED_LAG_LIMIT_MS) if open_model else 0
     reasons = []
-    if n and cpu_s > FLAG_FRACTION * n:
+    if cpu_s >= MIN_FLAGGED and cpu_s > FLAG_FRACTION * n:
         reasons.append(f"a worker's CPU was above {CPU_LIMIT:.0f} % in {cpu_s} of {n} s")
-    if n and lag_s > FLAG_FRACTION * n:
+    if lag_s >= MIN_FLAGGED and lag_s > FLAG_FRACTION * n:
         reasons.append(f"schedule lag p99 was above {SCHED_LAG_LIMIT_MS:.0f} ms in {lag_s} of {n} s")
     return GeneratorHealth(
         bound=bool(reasons), seconds=n, cpu_seconds=cpu_s, lag_seconds=lag_s,

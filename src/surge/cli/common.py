@@ -132,6 +132,9 @@ def run_and_report(
     elif not quiet:
         console = Console()
         render_summary(console if console.is_terminal else Console(width=160), s)
+    if s.get("error"):
+        click.echo(f"error: {s['error']}", err=True)
+        sys.exit(exitcodes.USAGE)
     if s["status"] == "interrupted":
         sys.exit(exitcodes.INTERRUPTED)
     if result.thresholds_passed is False:

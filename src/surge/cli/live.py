@@ -50,7 +50,8 @@ class LivePanel:
         t = Table.grid(padding=(0, 2))
         t.add_row(
             f"[bold]{self.title}[/]",
-            f"elapsed {elapsed:.0f}s / {self.planned:.0f}s",
+            f"elapsed {elapsed:.0f}s / {self.planned:.0f}s" if elapsed <= self.planned
+            else "finishing in-flight iterations",
             f"VUs {last.get('vus', 0)}",
             f"req/s {rps:,.0f}",
             f"iter/s {started:,.0f} (target {target:,.0f})" if target else "",

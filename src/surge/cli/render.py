@@ -74,8 +74,6 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
             ct.add_row(c["name"], f"{c['passes']:,}", f"[{style}]{c['fails']:,}[/]" if style else "0", rate)
         console.print(ct)
     it = s["iterations"]
-    if s.get("model") == "hit":
-        it = {**it, "completed": s["requests"]}  # hit has no scenario: a request is an iteration
     line = f"iterations: {it['completed']:,} completed"
     if it["dropped"]:
         line += f", [yellow]{it['dropped']:,} dropped[/] (no free VU: raise --max-vus or the server is too slow)"

@@ -67,6 +67,7 @@ class RunOutcome:
     tracebacks: dict[str, str] = field(default_factory=dict)
     connects: int = 0
     stop_reason: str = ""
+    fatal: str | None = None  # a usage error raised during the run; the CLI exits 2 with it
 
 
 def planned_seconds(spec: RunSpec) -> float:
@@ -150,6 +151,7 @@ def _collect(
     tracebacks: dict[str, str] = {}
     warnings: list[str] = []
     next_second = 0
+    fatal: str | None = None
     status, reason = "completed", ""
     stop_sent_at: float | None = None
     deadline = start_ns / NS + planned + grace + DEADLINE_MARGIN
@@ -168,9 +170,7 @@ def _collect(
                 if isinstance(msg, Tick):
                     for st in msg.seconds:
                         if st.second < next_second:
-                            # Late data for a second already written: keep it in the totals.
-                            for k, v in st.requests.items():
-                                agg.by_key.setdefault(k, type(v)()).merge(v)
+                            agg.add_late(st)  # a second already written: keep it in the totals
                             continue
                         if st.second in pending:
                             pending[st.second].merge(st)
@@ -182,6 +182,9 @@ def _collect(
                     connects[msg.worker] = msg.connects
                     if msg.folded_names and not any("(other)" in w for w in warnings):
                         warnings.append("more than 2000 request names: the rest were grouped as '(other)'; use name= to group URLs")
+                    if msg.fatal and fatal is None:
+                        fatal = msg.fatal
+                        stop("usage error in the scenario", "failed")
                     if msg.final:
                         finished.add(msg.worker)
                         end_ns = max(end_ns, monotonic_ns())
@@ -226,7 +229,7 @@ def _collect(
     return RunOutcome(
         agg=agg, status=status, duration_s=max((end_ns - start_ns) / NS, 1e-3),
         interrupted_iterations=sum(interrupted.values()), warnings=warnings, tracebacks=tracebacks,
-        connects=sum(connects.values()), stop_reason=reason,
+        connects=sum(connects.values()), stop_reason=reason, fatal=fatal,
     )
 
 

@@ -193,7 +193,9 @@ class HitRunner:
             self.sent += 1
             conn.send(self.request, now, now)
         elif self.backlog:
-            conn.send(self.request, self.backlog.popleft(), now)
+            t = self.backlog.popleft()
+            conn.send(self.request, t, now)
+            self.recorder.started[self.recorder.second_of(t)] += 1
         else:
             conn.busy = False
             self.idle.append(conn)
@@ -270,6 +272,7 @@ class HitRunner:
                 conn = self.idle.pop()
                 if not conn.closed:
                     conn.send(self.request, t, now)
+                    rt.recorder.started[rt.recorder.second_of(t)] += 1
                     break
             else:
                 self.backlog.append(t)

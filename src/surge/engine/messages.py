@@ -67,6 +67,7 @@ class Tick:
     interrupted: int = 0
     connects: int = 0
     folded_names: bool = False
+    fatal: str | None = None  # a usage error that stopped this worker's run
 
 
 # coordinator -> worker

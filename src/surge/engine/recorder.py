@@ -12,10 +12,15 @@ from collections import Counter
 
 import numpy as np
 
-from surge.metrics.stats import Key, RequestStats, SecondStats, error_label, status_class
+from surge.api.errors import ERROR_LABELS
+from surge.metrics.stats import Key, RequestStats, SecondStats, status_class
 
 FIELDS = 8  # key, intended, send, first, done, status, bytes, error
 MAX_KEYS = 2000  # distinct (scenario, name, method); beyond it names fold into "(other)"
+
+
+def error_label(kind: int) -> str:
+    return ERROR_LABELS.get(kind, f"error_{kind}")
 
 
 class Recorder:

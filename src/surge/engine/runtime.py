@@ -16,6 +16,7 @@ from time import monotonic_ns
 from typing import Any
 
 from surge.api.context import current_sink
+from surge.api.errors import UsageError
 from surge.api.scenario import VU
 from surge.engine.http.client import Client
 from surge.engine.loader import Scenario
@@ -75,6 +76,7 @@ class Runtime:
     sched_lags: dict[int, list[int]] = field(default_factory=dict)  # second -> lags in ns
     tracebacks: dict[str, str] = field(default_factory=dict)  # exception type -> first traceback
     interrupted: int = 0  # iterations cancelled at the hard stop
+    fatal: str | None = None  # a usage error raised inside the run (e.g. relative URL, no base URL)
     _cum_weights: list[float] = field(default_factory=list)
     _vu_counter: int = 0
 
@@ -145,6 +147,13 @@ class Runtime:
         except asyncio.CancelledError:
             self.interrupted += 1
             raise
+        except UsageError as exc:
+            # Not the server's fault and the same in every iteration: stop the run
+            # and tell the user, instead of failing thousands of iterations.
+            error = type(exc).__name__
+            if self.fatal is None:
+                self.fatal = str(exc)
+                self.stop.set()
         except Exception as exc:
             error = type(exc).__name__
             if error not in self.tracebacks:
@@ -159,9 +168,9 @@ class Runtime:
         current_sink.set(self.recorder)
 
     def note_lag(self, intended_ns: int, now_ns: int) -> None:
+        """Record how late an arrival was dispatched (schedule lag, ns)."""
         s = self.recorder.second_of(intended_ns)
         self.sched_lags.setdefault(s, []).append(now_ns - intended_ns)
-        self.recorder.started[s] += 1
 
     async def finish(self, tasks: list[asyncio.Task], grace_s: float) -> None:
         """Wait up to ``grace_s`` for ``tasks``, then cancel what is left (counted as interrupted)."""

@@ -174,14 +174,14 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         st.loop_lag_ms.append(round(lag, 3))
         lags = [v for sec in [x for x in rt.sched_lags if x <= s] for v in rt.sched_lags.pop(sec)]
         st.sched_lag_p99_ms.append(round(float(np.percentile(lags, 99)) / 1e6, 3) if lags else 0.0)
-        st.vus = rt.active_vus if not final else 0
+        st.vus = getattr(model, "active_vus", rt.active_vus) if not final else 0
         st.target_rate = model.target_rate(s + 0.5)
         st.checks = recorder.take_checks()
         new_tb = {k2: v for k2, v in rt.tracebacks.items() if k2 not in sent_tb}
         sent_tb.update(new_tb)
         _send(conn, Tick(plan.index, k, sorted(seconds.values(), key=lambda x: x.second), new_tb,
                          final=final, interrupted=rt.interrupted, connects=pool.connects,
-                         folded_names=recorder.folded_names))
+                         folded_names=recorder.folded_names, fatal=rt.fatal if final else None))
 
     parent = os.getppid()
 

@@ -53,6 +53,14 @@ class RunAggregate:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, st: SecondStats) -> dict[str, Any]:
+        """Merge one finished second and return its per-second row."""
+        self.add_late(st)
+        row = second_row(st)
+        self.rows.append(row)
+        return row
+
+    def add_late(self, st: SecondStats) -> None:
+        """Merge into the totals only (data for a second whose row was already written)."""
         for k, v in st.requests.items():
             mine = self.by_key.get(k)
             if mine is None:
@@ -67,9 +75,6 @@ class RunAggregate:
         self.iteration_errors.update(st.iteration_errors)
         self.started += st.started
         self.dropped += st.dropped
-        row = second_row(st)
-        self.rows.append(row)
-        return row
 
     def totals(self) -> RequestStats:
         out = RequestStats()

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from surge.api.errors import ERROR_LABELS
 from surge.metrics.histogram import Histogram
 
 Key = tuple[str, str, str, str]
@@ -155,7 +154,3 @@ class SecondStats:
             loop_lag_ms=list(d.get("loop_lag_ms", [])),
             sched_lag_p99_ms=list(d.get("sched_lag_p99_ms", [])),
         )
-
-
-def error_label(kind: int) -> str:
-    return ERROR_LABELS.get(kind, f"error_{kind}")

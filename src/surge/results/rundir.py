@@ -26,9 +26,17 @@ from surge.metrics.stats import RequestStats, SecondStats
 RUNDIR_VERSION = 1
 
 
-def new_run_id(label: str) -> str:
+def new_run_id(label: str, root: Path | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-<label>``; a suffix keeps two runs started in one second apart."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:40] or "run"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+    if root is None:
+        return base
+    run_id, n = base, 1
+    while (root / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -49,7 +57,7 @@ class RunDirWriter:
         return f"<RunDirWriter {self.path}>"
 
     def start(self, meta: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(parents=True, exist_ok=False)
         self._meta = {"format_version": RUNDIR_VERSION, **meta, "status": "running"}
         _write_json(self.path / "meta.json", self._meta)
         self._series = open(self.path / "series.jsonl", "a", encoding="utf-8")  # noqa: SIM115

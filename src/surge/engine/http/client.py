@@ -102,7 +102,7 @@ class Client:
         self.intended_ns = 0  # set by open models: the iteration's scheduled start
         self._keys: dict[tuple[str, str, str], int] = {}
         self._urls: dict[str, tuple] = {}
-        self._requests: dict[tuple[str, str], bytes] = {}
+        self._requests: dict[tuple, bytes] = {}
 
     def __repr__(self) -> str:
         return f"<Client base_url={self.base_url!r}>"
@@ -176,7 +176,9 @@ class Client:
         if name is None:
             name = default_name
         plain = headers is None and json is None and data is None and content is None
-        req = self._requests.get((method, full)) if plain else None
+        # The default headers are part of the key: scenarios change them (a login token).
+        rkey = (method, full, tuple(self.headers.items()) if self.headers else ())
+        req = self._requests.get(rkey) if plain else None
         hdrs = self.headers
         body: bytes = b""
         ctype = None
@@ -188,7 +190,7 @@ class Client:
             if plain:
                 if len(self._requests) >= _URL_CACHE:
                     self._requests.clear()
-                self._requests[(method, full)] = req
+                self._requests[rkey] = req
         resp = await self._roundtrip(method, full, origin, req, name, intended, timeout)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         hops = 0
@@ -220,6 +222,7 @@ class Client:
                 except RequestFailed as err:
                     return self._failed(key, method, url, intended, send, err)
                 send = monotonic_ns()
+            before = conn.bytes_in
             fut = conn.send(req, method == "HEAD")
             conn.arm_timeouts(self.timeouts.read, total)
             try:
@@ -241,7 +244,7 @@ class Client:
         done = monotonic_ns()
         err = 0 if status < 400 else ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
         resp = Response(status, raw_headers, content, url, method, (done - send) / 1e9, _KINDS[err])
-        nbytes = len(content)
+        nbytes = conn.bytes_in - before  # bytes on the wire (head + body), as in `surge hit`
         if content and resp.headers.get("content-encoding") == "gzip":
             try:
                 resp.content = zlib.decompress(content, 16 + zlib.MAX_WBITS)

@@ -70,11 +70,18 @@ async def dispatch(
         elif rt.stop.is_set():
             break
         rt.note_lag(t, now)
+        # A VU is busy from the moment it is handed an arrival, not from when its
+        # task first runs: the end-of-run wait must see it.
         if idle:
-            idle.pop().waiter.set_result(t)
+            slot = idle.pop()
+            slot.busy = True
+            slot.waiter.set_result(t)
+            rt.recorder.started[rt.recorder.second_of(t)] += 1
         elif len(rt.vus) < max_vus:
             slot = rt.new_vu()
+            slot.busy = True
             tasks.append(asyncio.create_task(_vu_worker(rt, slot, idle, t)))
+            rt.recorder.started[rt.recorder.second_of(t)] += 1
         else:
             rt.recorder.dropped[rt.recorder.second_of(t)] += 1
         burst += 1

@@ -36,6 +36,7 @@ class LocalProcessTransport:
         self._procs: list[mp.Process] = []
         self._conns: list[Connection] = []
         self._gone: set[int] = set()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<LocalProcessTransport workers={len(self._procs)}>"
@@ -56,6 +57,8 @@ class LocalProcessTransport:
             self._conns.append(parent)
 
     def poll(self, timeout: float) -> list[Any]:
+        if self._closed:
+            return []
         live = [c for i, c in enumerate(self._conns) if i not in self._gone]
         out: list[Any] = []
         if not live:
@@ -70,6 +73,8 @@ class LocalProcessTransport:
         return out
 
     def broadcast(self, message: Any) -> None:
+        if self._closed:
+            return
         for i, c in enumerate(self._conns):
             if i in self._gone:
                 continue
@@ -88,6 +93,9 @@ class LocalProcessTransport:
         return out
 
     def close(self, kill: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for p in self._procs:
             if kill and p.is_alive():
                 p.kill()
