@@ -627,8 +627,8 @@ class Summary:
     rate_achieved: float | None = None
     server_busy: float | None = None  # nginx worker core share at max req/s
     client_busy: float | None = None  # generator core share at max req/s
-    other_busy: float | None = None  # worst cores used by other processes during any run
-    rounds_ok: str = ""  # e.g. "2/2 max, 1/2 rate"
+    other_busy: float | None = None  # worst noise (other processes + steal) in the runs used
+    rounds_ok: str = ""  # runs used for the medians / successful / attempted
     rps_reason: str | None = None
     cpu_reason: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -639,38 +639,56 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def noise(r: Run) -> float:
+    """Share of a core taken by other processes plus steal during the run's window."""
+    return (r.other_busy or 0.0) + (r.steal or 0.0)
+
+
+def usable(runs: list[Run]) -> list[Run]:
+    """Successful runs, without the noisy ones when at least one quiet run exists."""
+    ok = [r for r in runs if r.ok]
+    return [r for r in ok if noise(r) <= NOISY] or ok
+
+
 def summarize(tool: str, runs: list[Run], rate: int) -> Summary:
-    mx = [r for r in runs if r.tool == tool and r.mode == "max"]
-    rt = [r for r in runs if r.tool == tool and r.mode == "rate"]
+    mine = [r for r in runs if r.tool == tool]
+    mx = usable([r for r in mine if r.mode == "max"])
+    rt = usable([r for r in mine if r.mode == "rate"])
     s = Summary(tool)
-    s.rps = median([r.rps for r in mx if r.ok])
-    s.server_busy = median([r.server_busy for r in mx if r.ok])
-    s.client_busy = median(
-        [r.rps * r.cpu_us_per_req / 1e6 for r in mx if r.ok and r.cpu_us_per_req]
-    )
-    s.cpu_us = median([r.cpu_us_per_req for r in rt if r.ok])
-    s.cpu_us_whole = median([r.cpu_us_per_req_whole for r in rt if r.ok])
-    s.rate_achieved = median([r.rps for r in rt if r.ok])
+    s.rps = median([r.rps for r in mx])
+    s.server_busy = median([r.server_busy for r in mx])
+    s.client_busy = median([r.rps * r.cpu_us_per_req / 1e6 for r in mx if r.cpu_us_per_req])
+    s.cpu_us = median([r.cpu_us_per_req for r in rt])
+    s.cpu_us_whole = median([r.cpu_us_per_req_whole for r in rt])
+    s.rate_achieved = median([r.rps for r in rt])
     if s.rps is None:
-        s.rps_reason = next((r.reason for r in mx if r.reason), "failed")
+        s.rps_reason = next((r.reason for r in mine if r.mode == "max" and r.reason), "failed")
     if s.cpu_us is None:
-        s.cpu_reason = next((r.reason for r in rt if r.reason), "failed")
-    if s.server_busy is not None and s.client_busy is not None:
-        s.notes.append(f"max: gen {s.client_busy:.0%}/nginx {s.server_busy:.0%} core")
-    noisy = [r.other_busy + (r.steal or 0) for r in mx + rt if r.ok and r.other_busy is not None]
-    s.other_busy = max(noisy) if noisy else None
-    if s.other_busy is not None and s.other_busy > NOISY:
-        s.notes.append(f"noisy: others used up to {s.other_busy:.0%} core")
-    n_max, n_rate = sum(r.ok for r in mx), sum(r.ok for r in rt)
-    s.rounds_ok = f"{n_max}/{len(mx)} max, {n_rate}/{len(rt)} rate"
-    if 0 < n_max < len(mx) or 0 < n_rate < len(rt):
-        s.notes.append(f"ok in {s.rounds_ok}")
-    if s.rate_achieved is not None and s.rate_achieved < 0.95 * rate:
-        s.notes.append(f"@{rate // 1000}k reached only {s.rate_achieved:,.0f} req/s")
-    errs = sum(r.tool_errors or 0 for r in runs if r.tool == tool)
-    if errs:
-        s.notes.append(f"{errs:,} errors reported")
+        s.cpu_reason = next((r.reason for r in mine if r.mode == "rate" and r.reason), "failed")
+    s.notes = summary_notes(s, mine, mx + rt, rate)
     return s
+
+
+def summary_notes(s: Summary, mine: list[Run], used: list[Run], rate: int) -> list[str]:
+    notes = []
+    if s.server_busy is not None and s.client_busy is not None:
+        notes.append(f"max: gen {s.client_busy:.0%}/nginx {s.server_busy:.0%} core")
+    s.other_busy = max((noise(r) for r in used), default=None)
+    if s.other_busy is not None and s.other_busy > NOISY:
+        notes.append(f"noisy: others used up to {s.other_busy:.0%} core")
+    ok = [r for r in mine if r.ok]
+    if len(used) < len(ok):
+        notes.append(f"{len(ok) - len(used)} noisy run(s) dropped")
+    attempted = [r for r in mine if not (r.mode == "rate" and TOOLS[r.tool].no_rate)]
+    if 0 < len(ok) < len(attempted):
+        notes.append(f"{len(attempted) - len(ok)} run(s) failed")
+    s.rounds_ok = f"{len(used)} used, {len(ok)} ok, {len(mine)} runs"
+    if s.rate_achieved is not None and s.rate_achieved < 0.95 * rate:
+        notes.append(f"@{rate // 1000}k reached only {s.rate_achieved:,.0f} req/s")
+    errs = sum(r.tool_errors or 0 for r in mine)
+    if errs:
+        notes.append(f"{errs:,} errors reported")
+    return notes
 
 
 def ratio(a: float | None, b: float | None) -> str:
