@@ -226,26 +226,23 @@ class Client:
             fut = conn.send(req, method == "HEAD")
             conn.arm_timeouts(self.timeouts.read, total)
             try:
-                status, raw_headers, content, first, _ = await fut
+                status, raw_headers, content, first, gzipped = await fut
             except RequestFailed as err:
-                conn.disarm()
                 pool.discard(conn)
                 if err.retryable and attempt == 0:
                     continue  # a stale keep-alive connection: retry once on a fresh one
                 return self._failed(key, method, url, intended, send, err)
             except asyncio.CancelledError:
-                conn.disarm()
                 conn.cancel()
                 pool.discard(conn)
                 raise
-            conn.disarm()
             pool.release(conn)
             break
         done = monotonic_ns()
         err = 0 if status < 400 else ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
         resp = Response(status, raw_headers, content, url, method, (done - send) / 1e9, _KINDS[err])
         nbytes = conn.bytes_in - before  # bytes on the wire (head + body), as in `surge hit`
-        if content and resp.headers.get("content-encoding") == "gzip":
+        if gzipped and content:
             try:
                 resp.content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
             except zlib.error as exc:

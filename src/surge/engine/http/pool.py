@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 
 from surge.engine.http.connection import HttpConnection, RequestFailed, classify_connect_error
@@ -18,6 +19,9 @@ def make_ssl_context(insecure: bool) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+SWEEP_PERIOD = 0.1  # s: timeout resolution
 
 
 class ConnectionPool:
@@ -45,6 +49,7 @@ class ConnectionPool:
         self._waiters: dict[Origin, deque[asyncio.Future]] = {}
         self._all: set[HttpConnection] = set()
         self.connects = 0  # connections opened (a measure of keep-alive reuse)
+        self._sweeper: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"<ConnectionPool open={sum(self._open.values())} connects={self.connects}>"
@@ -88,7 +93,10 @@ class ConnectionPool:
                 fut.set_result(conn)
                 return
         if conn is not None:
-            self._idle.setdefault(origin, []).append(conn)
+            idle = self._idle.get(origin)
+            if idle is None:
+                idle = self._idle[origin] = []
+            idle.append(conn)
 
     def discard(self, conn: HttpConnection) -> None:
         """Drop a broken connection and wake a waiter to open a new one."""
@@ -121,7 +129,17 @@ class ConnectionPool:
             raise RequestFailed(kind, detail) from None
         self.connects += 1
         self._all.add(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep())
         return conn
+
+    async def _sweep(self) -> None:
+        """Enforce request timeouts: every SWEEP_PERIOD s, check the connections in flight."""
+        while True:
+            await asyncio.sleep(SWEEP_PERIOD)
+            now = time.monotonic()
+            for conn in list(self._all):
+                conn.check_timeouts(now)
 
     def _forget(self, conn: HttpConnection) -> None:
         if conn in self._all:
@@ -138,6 +156,9 @@ class ConnectionPool:
 
     def close(self) -> None:
         """Close every connection (in-flight requests fail as cancelled)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             if not conn.closed:
                 conn.cancel()
