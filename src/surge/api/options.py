@@ -7,6 +7,7 @@ same keys); CLI flags override it field by field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
                 raise UsageError(
                     f"invalid {what} {text!r}: use a number with a unit, e.g. 30s, 1m30s, 250ms, 2h"
                 ) from None
+    if not math.isfinite(value):
+        raise UsageError(f"invalid {what} {text!r}: must be a finite number of seconds, e.g. 30s")
     if value < 0:
         raise UsageError(f"invalid {what} {text!r}: must not be negative")
     return value
@@ -70,6 +73,8 @@ def parse_stages(text: str) -> tuple[Stage, ...]:
             )
         try:
             tgt = float(target)
+            if not math.isfinite(tgt):
+                raise ValueError
         except ValueError:
             raise UsageError(
                 f"invalid stage target {target!r} in --stages {text!r}: must be a number"
@@ -174,7 +179,7 @@ class Options:
             val = getattr(self, key)
             if val is not None and (not isinstance(val, int) or val < 0):
                 raise UsageError(f"invalid {key} {val!r} in {source}: must be a whole number >= 0")
-        if self.rate is not None and not self.rate > 0:
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise UsageError(f"invalid rate {self.rate!r} in {source}: must be > 0 (iterations per second)")
 
     def merged(self, override: Options) -> Options:

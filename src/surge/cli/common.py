@@ -30,7 +30,7 @@ def duration_arg(what: str) -> Callable[[Any, Any, Any], float | None]:
         try:
             return parse_duration(value, what=f"--{param.name.replace('_', '-')}")
         except UsageError as exc:
-            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+            raise click.BadParameter(f"{value!r}: {str(exc).split(': ', 1)[-1]}") from None
 
     return convert
 

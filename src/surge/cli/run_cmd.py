@@ -19,6 +19,18 @@ from surge.cli.common import (
 )
 
 
+def worker_count(opts: Options, requested: int | None) -> int:
+    """Worker processes for a run: the cores (or --workers), but never more than a
+    closed model's peak VUs, so that no worker sits idle with an empty share."""
+    n = default_workers(requested)
+    if opts.resolved_model() in ("constant-vus", "per-vu-iterations", "shared-iterations"):
+        n = min(n, max(1, opts.vus if opts.vus is not None else 1))
+    elif opts.resolved_model() == "ramping-vus" and opts.stages:
+        peak = max([opts.vus or 0] + [int(s.target) for s in opts.stages])
+        n = min(n, max(1, peak))
+    return n
+
+
 def _stages(ctx, param, value):
     if value is None:
         return None
@@ -80,7 +92,7 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         abort = abort_on_fail or bool(scen.options.abort_on_fail)
         if not no_preflight:
             preflight(opts.base_url, "--base-url" if base_url else "options.base_url")
-        spec = RunSpec(options=opts, workers=default_workers(workers), scenario_path=scen.path,
+        spec = RunSpec(options=opts, workers=worker_count(opts, workers), scenario_path=scen.path,
                        timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure,
                        headers=parse_headers(headers), seed=seed, follow_redirects=follow_redirects)
         run_and_report(spec=spec, label=scenario.stem, title=scenario.name, thresholds=ths,

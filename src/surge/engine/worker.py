@@ -158,11 +158,12 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
     sent_tb: set[str] = set()
 
     last_k = 0
+    last_vus = 0
 
     def tick(k: int, final: bool) -> None:
         # Self-metrics describe the second since the previous tick; the final
         # tick may come early in a second, so it reports on the one after the last tick.
-        nonlocal last_k
+        nonlocal last_k, last_vus
         seconds = recorder.drain()
         cpu, lag = mon.take()
         s = last_k
@@ -174,7 +175,12 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         st.loop_lag_ms.append(round(lag, 3))
         lags = [v for sec in [x for x in rt.sched_lags if x <= s] for v in rt.sched_lags.pop(sec)]
         st.sched_lag_p99_ms.append(round(float(np.percentile(lags, 99)) / 1e6, 3) if lags else 0.0)
-        st.vus = getattr(model, "active_vus", rt.active_vus) if not final else 0
+        if not final:
+            st.vus = last_vus = getattr(model, "active_vus", rt.active_vus)
+        else:
+            # The run ended during second s: it still had the VUs last sampled,
+            # unless s starts after the schedule.
+            st.vus = last_vus if s < model.planned_duration else 0
         st.target_rate = model.target_rate(s + 0.5)
         st.checks = recorder.take_checks()
         new_tb = {k2: v for k2, v in rt.tracebacks.items() if k2 not in sent_tb}

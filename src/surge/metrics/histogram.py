@@ -127,7 +127,8 @@ class Histogram:
         if self.count == 0:
             return np.full(qs.shape, np.nan)
         cum = np.cumsum(self.counts)
-        ranks = np.maximum(np.ceil(qs / 100.0 * self.count), 1).astype(np.int64)
+        # Round before ceil: 99.9 / 100 * 1000 is 999.0000000000001 in floating point.
+        ranks = np.maximum(np.ceil(np.round(qs * self.count / 100.0, 9)), 1).astype(np.int64)
         idx = np.searchsorted(cum, ranks, side="left")
         vals = bucket_mid(idx).astype(np.float64)
         return np.clip(vals, self.min_ns, self.max_ns)

@@ -24,6 +24,8 @@ DEFAULT_MAX_VUS = 1000
 def vu_counts(o: Options, share: Share, peak_rate: float) -> tuple[int, int]:
     """This worker's (pre-allocated, maximum) VUs."""
     pre_total = o.vus if o.vus is not None else max(1, min(100, int(peak_rate * 0.05)))
+    if o.max_vus is not None:
+        pre_total = min(pre_total, o.max_vus)  # --max-vus is a hard cap, pre-allocated VUs included
     max_total = o.max_vus if o.max_vus is not None else max(pre_total, DEFAULT_MAX_VUS)
     pre = split_int(pre_total, share.index, share.count)
     mx = max(split_int(max_total, share.index, share.count), pre, 1)

@@ -36,6 +36,8 @@ class PerVUIterations:
 
     async def run(self, rt: Runtime) -> None:
         end = rt.at_ns(self.planned_duration)
+        if self.vus == 0:
+            return  # this worker got no VUs: nothing to wait for
         tasks = [asyncio.create_task(vu_loop(rt, rt.new_vu(), end, max_iterations=self.iterations))
                  for _ in range(self.vus)]
         waiter = asyncio.ensure_future(asyncio.wait(tasks)) if tasks else None

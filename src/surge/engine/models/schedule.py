@@ -85,9 +85,8 @@ class RateCurve:
             if n <= self._cum[i + 1]:
                 d = n - self._cum[i]
                 a = 0.5 * (r1 - r0) / (t1 - t0)
-                disc = r0 * r0 + 4.0 * a * d
-                if disc < 0:
-                    return None
+                # Clamp: at the end of a ramp down to 0 rounding makes it a tiny negative.
+                disc = max(r0 * r0 + 4.0 * a * d, 0.0)
                 denom = r0 + math.sqrt(disc)
                 if denom <= 0:
                     return t0 if d <= 0 else None

@@ -28,8 +28,12 @@ class SharedIterations:
     @classmethod
     def from_options(cls, o: Options, share: Share) -> SharedIterations:
         its = require(o.iterations, "shared-iterations needs --iterations N (total iterations)")
-        mine = split_int(its, share.index, share.count)
-        vus = split_int(o.vus if o.vus is not None else 1, share.index, share.count)
+        total_vus = o.vus if o.vus is not None else 1
+        vus = split_int(total_vus, share.index, share.count)
+        # Only workers that have VUs take iterations: with fewer VUs than workers,
+        # the others would hold a share nobody runs.
+        with_vus = [i for i in range(share.count) if split_int(total_vus, i, share.count) > 0]
+        mine = split_int(its, with_vus.index(share.index), len(with_vus)) if vus else 0
         return cls(min(vus, mine) if mine else 0, mine, o.max_duration or DEFAULT_MAX_DURATION,
                    o.graceful_stop if o.graceful_stop is not None else 30.0)
 
@@ -41,6 +45,8 @@ class SharedIterations:
 
     async def run(self, rt: Runtime) -> None:
         end = rt.at_ns(self.planned_duration)
+        if self.vus == 0:
+            return  # this worker got no VUs (or no iterations): nothing to wait for
         pool = SharedCounter(self.iterations)
         tasks = [asyncio.create_task(vu_loop(rt, rt.new_vu(), end, pool=pool)) for _ in range(self.vus)]
         waiter = asyncio.ensure_future(asyncio.wait(tasks)) if tasks else None
