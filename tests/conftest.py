@@ -26,6 +26,19 @@ SURGE = [str(_BIN)] if _BIN.exists() else [sys.executable, "-c", "from surge.cli
 CLI_TIMEOUT = 60.0  # s: no CLI run in these tests should come near it
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_store(tmp_path_factory):
+    """Runs made by tests are recorded in a throwaway store, never in ./.surge."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'surge.db'}"
+    old = os.environ.get("SURGE_STORE")
+    os.environ["SURGE_STORE"] = url
+    yield url
+    if old is None:
+        os.environ.pop("SURGE_STORE", None)
+    else:
+        os.environ["SURGE_STORE"] = old
+
+
 # --------------------------------------------------------------------------- server
 
 

@@ -99,6 +99,52 @@ def preflight(url: str | None, what: str, timeout: float = 3.0) -> None:
     )
 
 
+def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
+    """``--tag k=v`` (repeatable) into a dict."""
+    out = {}
+    for t in values:
+        k, sep, v = t.partition("=")
+        if not sep or not k.strip():
+            raise click.BadParameter(f"{t!r}: write tags as key=value, e.g. --tag env=staging", param_hint="--tag")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def store_options(f: Callable) -> Callable:
+    """Flags that choose the run store (shared by every command that reads or writes it)."""
+    return click.option("--store", "store_url_opt", metavar="URL", envvar="SURGE_STORE",
+                        help="Run store URL (default sqlite:///.surge/surge.db; env SURGE_STORE), "
+                             "e.g. postgresql://user@host/db.")(f)
+
+
+def exit_code(s: dict[str, Any], thresholds_passed: bool | None) -> int:
+    """The documented exit code of one run's summary."""
+    if s.get("error"):
+        return exitcodes.USAGE
+    if s["status"] == "interrupted":
+        return exitcodes.INTERRUPTED
+    if thresholds_passed is False:
+        return exitcodes.THRESHOLD_FAILED
+    if s["requests"] and s["errors"] == s["requests"] and not s["thresholds"]:
+        return exitcodes.RUN_ERROR  # every request failed: the numbers describe nothing
+    return exitcodes.OK
+
+
+def record_in_store(run_dir: Path, url: str | None, tags: dict[str, str]) -> str | None:
+    """Add a finished run to the store; a store failure is a warning, never a lost run."""
+    try:
+        from surge.results.store import Store, store_url
+
+        store = Store.open(store_url(url))
+        try:
+            return store.record_run(run_dir, tags=tags)
+        finally:
+            store.close()
+    except (SurgeError, ImportError) as exc:
+        click.echo(f"warning: run kept in {run_dir} but not recorded in the store: {exc}", err=True)
+        return None
+
+
 def run_and_report(
     *,
     spec: RunSpec,
@@ -111,40 +157,58 @@ def run_and_report(
     as_json: bool,
     quiet: bool,
     scenarios: Any = None,
+    tags: dict[str, str] | None = None,
+    repeat: int = 1,
+    store_url: str | None = None,
+    no_store: bool = False,
 ) -> None:
-    """Run, print and exit with the documented code."""
+    """Run (``repeat`` times), print, record in the store and exit with the documented code."""
     from surge.session import run_session
 
     parsed = parse_thresholds(thresholds)
     stderr = Console(stderr=True)
-    outputs = []
-    if not quiet and not as_json and stderr.is_terminal:
-        outputs.append(LivePanel(stderr, planned_seconds(spec), title))
-    elif not quiet and not as_json:
-        stderr.print(f"running {title} for {planned_seconds(spec):.0f}s ...", highlight=False)
-    result = run_session(
-        spec, label=label, thresholds=parsed, abort_on_fail=abort_on_fail,
-        out_root=None if no_save else out_root, outputs=outputs, scenarios=scenarios,
-    )
-    s = result.summary
-    if as_json:
-        sys.stdout.write(json.dumps(s, indent=2, default=str) + "\n")
-    elif not quiet:
-        console = Console()
-        render_summary(console if console.is_terminal else Console(width=160), s)
-    if s.get("error"):
-        click.echo(f"error: {s['error']}", err=True)
-        sys.exit(exitcodes.USAGE)
-    if s["status"] == "interrupted":
-        sys.exit(exitcodes.INTERRUPTED)
-    if result.thresholds_passed is False:
-        sys.exit(exitcodes.THRESHOLD_FAILED)
-    if s["requests"] and s["errors"] == s["requests"] and not s["thresholds"]:
-        # Every request failed: the numbers describe nothing. Say so in the exit code.
-        if not as_json:
+    summaries, codes = [], []
+    group = None
+    for i in range(repeat):
+        outputs = []
+        if not quiet and not as_json and stderr.is_terminal:
+            outputs.append(LivePanel(stderr, planned_seconds(spec), title))
+        elif not quiet and not as_json:
+            stderr.print(f"running {title} for {planned_seconds(spec):.0f}s ...", highlight=False)
+        result = run_session(
+            spec, label=label, thresholds=parsed, abort_on_fail=abort_on_fail,
+            out_root=None if no_save else out_root, outputs=outputs, scenarios=scenarios,
+        )
+        s = result.summary
+        run_tags = dict(tags or {})
+        if repeat > 1:
+            group = group or (result.run_dir.name if result.run_dir else f"group-{i}")
+            run_tags.update({"repeat_group": group, "repeat": str(i + 1)})
+        if result.run_dir is not None and not no_store:
+            s["stored_as"] = record_in_store(result.run_dir, store_url, run_tags)
+        summaries.append(s)
+        if not as_json and not quiet:
+            console = Console()
+            render_summary(console if console.is_terminal else Console(width=160), s)
+        code = exit_code(s, result.thresholds_passed)
+        codes.append(code)
+        if s.get("error"):
+            click.echo(f"error: {s['error']}", err=True)
+        elif code == exitcodes.RUN_ERROR and not as_json:
             stderr.print(f"[red]every request failed[/] ({', '.join(s['errors_by_type'])}): check the target",
                          highlight=False)
-        sys.exit(exitcodes.RUN_ERROR)
+        if code in (exitcodes.INTERRUPTED, exitcodes.USAGE):
+            break
+    if as_json:
+        out = summaries[0] if repeat == 1 else summaries
+        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+    elif repeat > 1 and not quiet:
+        stderr.print(f"{len(summaries)} repeats tagged repeat_group={group}: compare groups with "
+                     f"`surge compare group:A group:B`", highlight=False)
+    # The most serious outcome wins: usage, interrupted, run error, threshold failure.
+    for c in (exitcodes.USAGE, exitcodes.INTERRUPTED, exitcodes.RUN_ERROR, exitcodes.THRESHOLD_FAILED):
+        if c in codes:
+            sys.exit(c)
 
 
 def guarded(fn: Callable[[], None]) -> None:

@@ -13,8 +13,10 @@ from surge.cli.common import (
     guarded,
     output_options,
     parse_headers,
+    parse_tags,
     preflight,
     run_and_report,
+    store_options,
 )
 
 
@@ -31,8 +33,12 @@ from surge.cli.common import (
 @click.option("--body", help="Request body; '@file' reads it from a file.")
 @click.option("--json-body", help="JSON request body (sets Content-Type: application/json).")
 @click.option("--arrival", type=click.Choice(["uniform", "poisson"]), help="Inter-arrival times with --rate (default uniform).")
+@click.option("--tag", "tags", multiple=True, metavar="K=V", help="Label the run in the store, repeatable.")
+@click.option("--no-store", is_flag=True, help="Do not record the run in the run store.")
+@store_options
 @output_options
-def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, thresholds,
+def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, tags, no_store,
+            store_url_opt, thresholds,
             abort_on_fail, workers, timeout, connect_timeout, read_timeout, insecure, out_root: Path, no_save,
             as_json, quiet, no_preflight, seed) -> None:
     """Send one request to URL over and over, with no scenario code per request.
@@ -82,6 +88,7 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
                        hit=HitSpec(m, url, hdrs, payload, connections),
                        timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure, seed=seed)
         run_and_report(spec=spec, label="hit", title=f"{m} {url}", thresholds=thresholds, abort_on_fail=abort_on_fail,
-                       out_root=out_root, no_save=no_save, as_json=as_json, quiet=quiet)
+                       out_root=out_root, no_save=no_save, as_json=as_json, quiet=quiet,
+                       tags=parse_tags(tags), store_url=store_url_opt, no_store=no_store)
 
     guarded(go)

@@ -14,8 +14,10 @@ from surge.cli.common import (
     guarded,
     output_options,
     parse_headers,
+    parse_tags,
     preflight,
     run_and_report,
+    store_options,
 )
 
 
@@ -58,9 +60,15 @@ def _stages(ctx, param, value):
 @click.option("--base-url", "-b", help="Prefix for relative URLs in the scenario, e.g. http://127.0.0.1:8000.")
 @click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Header sent with every request, repeatable.")
 @click.option("--follow-redirects", is_flag=True, help="Follow 3xx responses (each hop is recorded).")
+@click.option("--tag", "tags", multiple=True, metavar="K=V", help="Label the run in the store, repeatable (e.g. env=staging).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run N times back to back; the runs share a repeat_group tag and `surge compare` uses them as units.")
+@click.option("--no-store", is_flag=True, help="Do not record the run in the run store.")
+@store_options
 @output_options
 def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, graceful_stop,
-            graceful_ramp_down, max_duration, base_url, headers, follow_redirects, thresholds, abort_on_fail,
+            graceful_ramp_down, max_duration, base_url, headers, follow_redirects, tags, repeat, no_store,
+            store_url_opt, thresholds, abort_on_fail,
             workers, timeout, connect_timeout, read_timeout, insecure, out_root, no_save, as_json, quiet,
             no_preflight, seed) -> None:
     """Run the load test in SCENARIO, a Python file of `async def` scenarios.
@@ -97,6 +105,7 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
                        headers=parse_headers(headers), seed=seed, follow_redirects=follow_redirects)
         run_and_report(spec=spec, label=scenario.stem, title=scenario.name, thresholds=ths,
                        abort_on_fail=abort, out_root=out_root, no_save=no_save, as_json=as_json,
-                       quiet=quiet, scenarios=scen)
+                       quiet=quiet, scenarios=scen, tags=parse_tags(tags), repeat=repeat,
+                       store_url=store_url_opt, no_store=no_store)
 
     guarded(go)
