@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from surge._version import __version__
+from surge.cli.compare_cmd import compare_cmd, gate_cmd
 from surge.cli.demo_cmd import demo
+from surge.cli.history_cmd import history_cmd
 from surge.cli.hit_cmd import hit_cmd
 from surge.cli.run_cmd import run_cmd
+from surge.cli.store_cmds import baseline_group, runs_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -26,6 +29,11 @@ def cli() -> None:
 cli.add_command(run_cmd)
 cli.add_command(hit_cmd)
 cli.add_command(demo)
+cli.add_command(runs_group)
+cli.add_command(baseline_group)
+cli.add_command(compare_cmd)
+cli.add_command(gate_cmd)
+cli.add_command(history_cmd)
 
 
 def main() -> None:

@@ -1,0 +1,48 @@
+"""The CI gate decision: a comparison against a baseline plus the run's thresholds (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """``status`` is pass, warn (inconclusive comparisons only) or fail, with the reasons."""
+
+    status: str
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    regressed: bool = False
+    thresholds_failed: bool = False
+
+
+def decide(comparison: Any | None, thresholds: list[dict[str, Any]]) -> GateResult:
+    """Fail on a REGRESSED metric or a failed threshold; warn on INCONCLUSIVE; else pass.
+
+    ``comparison`` is an :class:`surge.analysis.compare.Comparison` (or None when
+    there is no baseline); ``thresholds`` are the summary's threshold results.
+    """
+    failures, warnings = [], []
+    regressed = False
+    if comparison is not None:
+        for row in comparison.rows:
+            if row.verdict == "REGRESSED":
+                regressed = True
+                failures.append(f"{row.name} {row.metric} regressed: {_ratio(row)}")
+            elif row.verdict == "INCONCLUSIVE":
+                warnings.append(f"{row.name} {row.metric} inconclusive: {row.reason}")
+    failed_th = [t for t in thresholds if not t.get("passed")]
+    for t in failed_th:
+        failures.append(f"threshold {t['threshold']} failed: observed {t.get('observed_text', '?')}")
+    status = FAIL if failures else WARN if warnings else PASS
+    return GateResult(status, failures, warnings, regressed, bool(failed_th))
+
+
+def _ratio(row: Any) -> str:
+    if row.ratio is None:
+        return "no data"
+    ci = f" (CI {row.ci_low:.3f}-{row.ci_high:.3f})" if row.ci_low is not None else ""
+    return f"x{row.ratio:.3f}{ci}"

@@ -1,0 +1,1 @@
+"""Presentation of analysis results as files: Markdown, JUnit XML (and, later, HTML)."""
