@@ -95,4 +95,5 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if s.get("run_dir"):
-        console.print(f"results: {s['run_dir']}", style="dim")
+        stored = f"  (in the run store as {s['stored_as']})" if s.get("stored_as") else ""
+        console.print(f"results: {s['run_dir']}{stored}", style="dim")
