@@ -161,7 +161,8 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
             if prev:
                 base = Side(f"last {len(prev)} on {branch}", [store.series(r.id) for r in prev], [r.id for r in prev])
         else:
-            rec = store.get_baseline(branch)
+            cur = store.get_run(current.run_ids[0]) if not Path(run).is_dir() else None
+            rec = store.get_baseline(branch, scenario=cur.scenario if cur else None)
             if rec is not None and rec.id not in current.run_ids:
                 base = load_side(rec.id, store)
         cmp = compare(_samples(base, config.warmup_s), _samples(current, config.warmup_s), config) if base else None

@@ -60,7 +60,7 @@ def runs_list(scenario, branch, tag, since, limit, as_json, store_url_opt) -> No
         for col in ("id", "started", "scenario", "branch", "status", "requests", "rps", "p95 ms", "tags"):
             table.add_column(col, overflow="fold")
         for r in recs:
-            table.add_row(r.id, str(r.started_at)[:19], Path(r.scenario or "-").name, r.branch or "-", r.status,
+            table.add_row(r.id, str(r.started_at)[:19], r.scenario or "-", r.branch or "-", r.status,
                           f"{r.requests:,}", f"{r.rps:,.1f}", f"{r.p95:.2f}" if r.p95 is not None else "-",
                           " ".join(f"{k}={v}" for k, v in sorted(r.tags.items())))
         Console().print(table)
@@ -135,7 +135,7 @@ def runs_import(paths, store_url_opt) -> None:
         store = open_store(store_url_opt)
         n = 0
         for p in paths:
-            n += len(store.import_dir(p))
+            n += len(store.import_dir(p, on_skip=lambda d, why: click.echo(f"skipped {d}: {why}", err=True)))
         click.echo(f"imported {n} run(s)", err=True)
 
     guarded(go)
