@@ -58,12 +58,14 @@ def runs_list(scenario, branch, tag, since, limit, as_json, store_url_opt) -> No
             return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("id", "started", "scenario", "branch", "status", "requests", "rps", "p95 ms", "tags"):
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col not in ("scenario", "tags"),
+                             justify="right" if col in ("requests", "rps", "p95 ms") else "left")
         for r in recs:
-            table.add_row(r.id, str(r.started_at)[:19], r.scenario or "-", r.branch or "-", r.status,
+            table.add_row(r.id, str(r.started_at)[5:16], r.scenario or "-", r.branch or "-", r.status,
                           f"{r.requests:,}", f"{r.rps:,.1f}", f"{r.p95:.2f}" if r.p95 is not None else "-",
                           " ".join(f"{k}={v}" for k, v in sorted(r.tags.items())))
-        Console().print(table)
+        console = Console()
+        (console if console.is_terminal else Console(width=200)).print(table)
         if not recs:
             click.echo("no runs recorded yet: `surge run` records every run", err=True)
 

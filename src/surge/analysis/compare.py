@@ -1,0 +1,786 @@
+"""Comparing two runs (or two groups of repeated runs): the statistics of ``surge compare A B``.
+
+For every request name present on both sides and every metric of :data:`METRICS`,
+:func:`compare` estimates the **ratio B / A** of the metric, a confidence interval
+of that ratio and a p-value for "the ratio is not 1", adjusts the p-values for the
+number of rows (Benjamini-Hochberg) and gives a verdict: ``REGRESSED``,
+``IMPROVED``, ``SAME`` or ``INCONCLUSIVE`` (with the reason, in words).
+
+Units of measure
+    ``p50``, ``p95``, ``p99``, ``mean``: request latency in ms, from the *intended*
+    start (``CompareConfig.latency_field`` picks ``service`` or ``ttfb`` instead);
+    ``error_rate``: errors / requests, a fraction from 0 to 1 (HTTP 4xx/5xx and
+    transport errors, as counted by the engine); ``throughput``: requests / s.
+
+Why not a rank test on the requests
+    Latencies of consecutive requests are autocorrelated (queues, GC, caches), so
+    requests are not independent observations. Mann-Whitney on AR(1) latencies with
+    phi = 0.6 rejects a true null about 31 % of the time at a nominal 5 % (the
+    variance of the rank sum is ~3.9x what the test assumes). The *units* here are
+    therefore whole seconds (one run) or whole runs (``surge run --repeat N``), and
+    the dependence left between consecutive seconds is kept by resampling *blocks*
+    of consecutive seconds.
+
+Per-second units (one run per side): circular block bootstrap
+    The n seconds of a side are resampled with replacement in blocks of L
+    consecutive seconds (wrapping around the end) until n seconds are drawn; the
+    drawn seconds' histograms are merged (exact: counts add) and the metric is
+    computed from the merged histogram, exactly as for the real run (nearest-rank
+    percentile, bucket midpoint, relative error <= 0.39 %). A and B are resampled
+    independently, ``n_boot`` times each; replicate ratio = B* / A*.
+
+    - Block length L: ``block_s`` or, by default, per side and name,
+      ``max(ceil(n^(1/3)), round((3n/2)^(1/3) (2 rho / (1 - rho^2))^(2/3)))`` where
+      rho is the lag-1 autocorrelation of the per-second log mean latency, clipped
+      to [0, 0.9] (the rate-optimal block for an AR(1) series); at most n // 2.
+    - CI: percentile interval of the replicate ratios at 1 - alpha (the lower
+      bound is the ``alpha/2`` order statistic, the upper the ``1 - alpha/2`` one).
+    - p-value: two-sided z-test of log(B/A) = 0 with the bootstrap standard error
+      of log(B*/A*) (for ``error_rate``: of B - A = 0 with the bootstrap standard
+      error of B* - A*, which exists when a side has no errors). A z-test rather
+      than counting replicates beyond 1, because the counting p-value cannot go
+      below 1 / (n_boot + 1) and Benjamini-Hochberg across ~100 rows needs smaller
+      ones to find a single regressed row.
+
+Per-run units (repeats): Welch t on logs
+    Each run of a group is merged into one unit and its metric computed once. For
+    latency and throughput the per-run values are compared on the log scale with
+    Welch's t-test (unequal variances, Satterthwaite degrees of freedom): ``a`` and
+    ``b`` are geometric means over runs, ratio = b / a, CI = exp(t interval). For
+    ``error_rate``: arithmetic means, Welch on the difference, ratio CI by the delta
+    method on the log scale. Assumes per-run values roughly log-normal and runs
+    independent; with 2-5 repeats the interval is honest but wide (df is small).
+
+Multiplicity
+    Benjamini-Hochberg over every row that has a p-value (all names x metrics),
+    controlling the false discovery rate at ``alpha`` (and, when nothing changed
+    at all, the chance of any REGRESSED/IMPROVED row at ``alpha``).
+
+Verdicts (``d`` = the metric's practical threshold, ``delta`` by default; "worse"
+is up for latency and error rate, down for throughput)
+    - ``REGRESSED``: adjusted p < alpha and the point ratio is worse than 1 +/- d
+      (above 1 + d; below 1 - d for throughput). For ``error_rate`` the rise must
+      also exceed ``error_rate_tolerance`` in absolute terms.
+    - ``IMPROVED``: the same on the better side.
+    - ``SAME``: the whole CI lies inside [1 - d, 1 + d] (an equivalence test); for
+      ``error_rate`` also when both sides had no errors, or when the CI of the
+      difference lies inside +/- ``error_rate_tolerance``.
+    - ``INCONCLUSIVE`` otherwise: a real but small change whose CI reaches past
+      the threshold, or too wide a CI to tell; the reason says how much more data
+      would likely settle it ("run about 3x longer", "more repeats").
+
+Assumptions: the two sides ran the same scenario and load against comparable
+environments (the caller checks meta.json); within a run the process is roughly
+stationary after ``warmup_s``; dependence between seconds decays within a block.
+A within-run bootstrap cannot see run-to-run variation (a noisy neighbour, a
+different CPU frequency for the whole run): the practical threshold ``delta`` is
+what keeps such shifts from being called regressions, and repeated runs measure
+them directly.
+
+Everything here is pure: samples in, dataclasses out, no I/O; randomness comes
+from ``numpy.random.default_rng`` seeded by ``CompareConfig.seed`` and the name.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+
+from surge.metrics.histogram import bucket_mid
+from surge.metrics.stats import RequestStats, SecondStats
+
+__all__ = [
+    "METRICS",
+    "VERDICTS",
+    "CompareConfig",
+    "Comparison",
+    "MetricComparison",
+    "Sample",
+    "benjamini_hochberg",
+    "compare",
+    "samples_from_runs",
+    "samples_from_series",
+]
+
+METRICS = ("p50", "p95", "p99", "mean", "error_rate", "throughput")
+VERDICTS = ("REGRESSED", "INCONCLUSIVE", "IMPROVED", "SAME")  # worst first
+_PCTS = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+_LATENCY = ("p50", "p95", "p99", "mean")
+_HIGHER_IS_WORSE = {m: m != "throughput" for m in METRICS}
+_MAX_NAN_SHARE = 0.05  # replicates with no requests for a name, above which we give up
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Settings of a comparison (all optional).
+
+    - ``delta``: practical threshold, a relative change (0.05 = 5 %) below which a
+      change does not matter; ``per_metric_delta`` overrides it per metric name.
+    - ``alpha``: significance level (after Benjamini-Hochberg) and 1 - CI level.
+    - ``n_boot``: bootstrap replicates per side and name.
+    - ``block_s``: block length in seconds; ``None`` chooses it from the data.
+    - ``seed``: seed of the bootstrap (same seed, same data: same answer).
+    - ``min_seconds``: fewer seconds with requests for a name on a side than this
+      makes its rows INCONCLUSIVE.
+    - ``warmup_s``: per-second units whose index is below this are dropped (applied
+      by :func:`compare` to "second" samples; for repeats pass ``warmup_s`` to
+      :func:`samples_from_runs`).
+    - ``error_rate_tolerance``: absolute error-rate difference (0.001 = 0.1
+      percentage point) that does not matter.
+    - ``latency_field``: which histogram: ``latency`` (from the intended start),
+      ``service`` (from the send) or ``ttfb``.
+    """
+
+    delta: float = 0.05
+    per_metric_delta: Mapping[str, float] = field(default_factory=dict)
+    alpha: float = 0.05
+    n_boot: int = 2000
+    block_s: int | None = None
+    seed: int = 0
+    min_seconds: int = 5
+    warmup_s: int = 0
+    error_rate_tolerance: float = 0.001
+    latency_field: str = "latency"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must be between 0 and 1 (a fraction), got {self.delta}")
+        for m, d in self.per_metric_delta.items():
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r} in per_metric_delta; known: {', '.join(METRICS)}")
+            if not 0 < d < 1:
+                raise ValueError(f"delta for {m} must be between 0 and 1, got {d}")
+        if not 0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be between 0 and 0.5, got {self.alpha}")
+        if self.n_boot < 100:
+            raise ValueError(f"n_boot must be at least 100, got {self.n_boot}")
+        if self.block_s is not None and self.block_s < 1:
+            raise ValueError(f"block_s must be at least 1 second, got {self.block_s}")
+        if self.min_seconds < 2 or self.warmup_s < 0 or self.error_rate_tolerance < 0:
+            raise ValueError("min_seconds must be >= 2, warmup_s and error_rate_tolerance >= 0")
+        if self.latency_field not in ("latency", "service", "ttfb"):
+            raise ValueError(f"latency_field must be latency, service or ttfb, got {self.latency_field!r}")
+
+    def delta_for(self, metric: str) -> float:
+        return float(self.per_metric_delta.get(metric, self.delta))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One side of a comparison for one request name.
+
+    ``units`` are per-second buckets of one run in time order (``unit="second"``;
+    seconds without requests for the name are present and empty) or whole runs
+    (``unit="run"``). ``duration_s`` is the total time the units cover;
+    ``unit_duration_s`` each unit's own (empty: ``duration_s`` split evenly).
+    Units are read, never modified.
+    """
+
+    units: list[RequestStats]
+    unit: str
+    duration_s: float
+    unit_duration_s: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("second", "run"):
+            raise ValueError(f"unit must be 'second' or 'run', got {self.unit!r}")
+        if self.unit_duration_s and len(self.unit_duration_s) != len(self.units):
+            raise ValueError("unit_duration_s must have one entry per unit")
+
+    def __repr__(self) -> str:
+        n = sum(u.count for u in self.units)
+        return f"Sample({len(self.units)} {self.unit}s, {n} requests, {self.duration_s:g} s)"
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One row: a metric of one request name, A versus B.
+
+    ``a``, ``b``: the metric on each side (ms, fraction or req/s; geometric means
+    over runs in repeats mode); ``ratio`` = b / a; ``ci_low``..``ci_high``: its
+    1 - alpha confidence interval; ``p_value``: for ratio != 1, ``p_adjusted`` after
+    Benjamini-Hochberg. ``None`` where a value cannot be computed (no data, a
+    ratio with a zero denominator, a row that needed no test).
+    """
+
+    name: str
+    metric: str
+    a: float | None
+    b: float | None
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    verdict: str
+    reason: str
+    higher_is_worse: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The whole answer: rows, names seen on one side only, the settings, the method."""
+
+    rows: list[MetricComparison]
+    only_in_a: list[str]
+    only_in_b: list[str]
+    config: CompareConfig
+    method: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> list[MetricComparison]:
+        return [r for r in self.rows if r.verdict == "REGRESSED"]
+
+    @property
+    def worst(self) -> str:
+        """The worst verdict of all rows (REGRESSED > INCONCLUSIVE > IMPROVED > SAME)."""
+        return _worst(r.verdict for r in self.rows)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(VERDICTS, 0)
+        for r in self.rows:
+            out[r.verdict] += 1
+        return out
+
+    def name_verdicts(self) -> dict[str, str]:
+        """Request name -> worst verdict of its rows."""
+        by: dict[str, list[str]] = {}
+        for r in self.rows:
+            by.setdefault(r.name, []).append(r.verdict)
+        return {n: _worst(v) for n, v in by.items()}
+
+    def __repr__(self) -> str:
+        c = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
+        return f"Comparison({len(self.rows)} rows: {c or 'none'}; worst={self.worst})"
+
+
+def _worst(verdicts) -> str:
+    vs = set(verdicts)
+    return next((v for v in VERDICTS if v in vs), "SAME")
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _label(method: str, name: str) -> str:
+    return f"{method} {name}"
+
+
+def _merge_all(parts: list[RequestStats]) -> RequestStats:
+    if len(parts) == 1:
+        return parts[0]  # shared, never modified
+    out = RequestStats()
+    for p in parts:
+        out.merge(p)
+    return out
+
+
+def samples_from_series(seconds: Sequence[SecondStats], *, warmup_s: int = 0) -> dict[str, Sample]:
+    """Per-second samples of one run, keyed by ``"METHOD name"``.
+
+    Scenarios and status classes of a name are merged. Seconds are numbered from
+    the run start; those below ``warmup_s`` are dropped, and every second from the
+    first kept one to the last present is a unit (an empty one where the name had
+    no requests, so throughput counts it as zero).
+    """
+    kept = [s for s in seconds if s.second >= warmup_s]
+    if not kept:
+        return {}
+    first = min(s.second for s in kept)
+    n = max(s.second for s in kept) - first + 1
+    per: dict[str, list[list[RequestStats]]] = {}
+    for s in kept:
+        for (_scen, name, method, _status), st in s.requests.items():
+            slots = per.setdefault(_label(method, name), [[] for _ in range(n)])
+            slots[s.second - first].append(st)
+    empty = RequestStats()  # one shared empty unit, never modified
+    out = {}
+    for label, slots in sorted(per.items()):
+        units = [_merge_all(p) if p else empty for p in slots]
+        out[label] = Sample(units=units, unit="second", duration_s=float(n))
+    return out
+
+
+def samples_from_runs(runs: Sequence[Sequence[SecondStats]], *, warmup_s: int = 0) -> dict[str, Sample]:
+    """Repeats: each run's seconds (from ``warmup_s`` on) merged into one unit per name.
+
+    A name missing from some runs gets an empty unit there. A run's duration is its
+    number of seconds from the first kept to the last.
+    """
+    per_run = [samples_from_series(r, warmup_s=warmup_s) for r in runs]
+    durations = []
+    for r in runs:
+        secs = [s.second for s in r if s.second >= warmup_s]
+        durations.append(float(max(secs) - min(secs) + 1) if secs else 0.0)
+    names = sorted({n for p in per_run for n in p})
+    out = {}
+    for name in names:
+        units = [_merge_all(list(p[name].units)) if name in p else RequestStats() for p in per_run]
+        out[name] = Sample(units=units, unit="run", duration_s=float(sum(durations)),
+                           unit_duration_s=tuple(durations))
+    return out
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+@dataclass(frozen=True)
+class _Side:
+    """A sample as arrays: one row per unit, histogram columns only where non-empty."""
+
+    cum: np.ndarray  # (n, nb) float64 cumulative counts over the non-empty buckets
+    bins: np.ndarray  # (nb,) bucket index of each column
+    count: np.ndarray  # (n,) requests
+    errors: np.ndarray  # (n,) errors
+    sum_ns: np.ndarray  # (n,) latency sum, ns
+    dur: np.ndarray  # (n,) seconds
+    lo: float  # exact min and max latency, ns (nan when empty)
+    hi: float
+
+
+def _arrays(s: Sample, fld: str) -> _Side:
+    hists = [getattr(u, fld) for u in s.units]
+    n = len(hists)
+    nz = [np.flatnonzero(h.counts) for h in hists]
+    bins = np.unique(np.concatenate(nz)) if n and any(x.size for x in nz) else np.zeros(0, np.int64)
+    counts = np.zeros((n, bins.size))
+    for i, (h, cols) in enumerate(zip(hists, nz, strict=True)):
+        if cols.size:
+            counts[i, np.searchsorted(bins, cols)] = h.counts[cols]
+    los = [h.min_ns for h in hists if h.count]
+    his = [h.max_ns for h in hists if h.count]
+    dur = (np.asarray(s.unit_duration_s, float) if s.unit_duration_s
+           else np.full(n, s.duration_s / n if n else 0.0))
+    return _Side(
+        cum=np.cumsum(counts, axis=1), bins=bins,
+        count=np.array([u.count for u in s.units], float),
+        errors=np.array([u.error_count for u in s.units], float),
+        sum_ns=np.array([h.sum_ns for h in hists], float),
+        dur=dur,
+        lo=float(min(los)) if los else math.nan, hi=float(max(his)) if his else math.nan,
+    )
+
+
+def _drop_first(s: Sample, k: int) -> Sample:
+    if k <= 0 or s.unit != "second":
+        return s
+    units = s.units[k:]
+    durs = s.unit_duration_s[k:] if s.unit_duration_s else ()
+    per = s.duration_s / len(s.units) if s.units else 0.0
+    return Sample(units=units, unit=s.unit, duration_s=float(sum(durs)) if durs else per * len(units),
+                  unit_duration_s=durs)
+
+
+def _percentiles(cum: np.ndarray, bins: np.ndarray, qs: Sequence[float], lo: float, hi: float) -> np.ndarray:
+    """Nearest-rank percentiles (ns) of each row of cumulative counts, as Histogram.percentile.
+
+    One searchsorted over all rows: row r's cumulative counts are shifted by
+    r * (max total + 1), which keeps the flattened array sorted.
+    """
+    r, nb = cum.shape
+    out = np.full((len(qs), r), np.nan)
+    if nb == 0 or r == 0:
+        return out
+    tot = cum[:, -1]
+    off = np.arange(r) * (tot.max() + 1.0)
+    flat = (cum + off[:, None]).ravel()
+    for i, q in enumerate(qs):
+        rank = np.maximum(np.ceil(np.round(q * tot / 100.0, 9)), 1.0)
+        idx = np.searchsorted(flat, rank + off, side="left") - np.arange(r) * nb
+        idx = np.clip(idx, 0, nb - 1)
+        vals = np.clip(bucket_mid(bins[idx]).astype(float), lo, hi)
+        out[i] = np.where(tot > 0, vals, np.nan)
+    return out
+
+
+def _metrics(side: _Side, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric for each row of weights ``w`` (R, n): how often each unit is drawn.
+
+    Latency in ms, error rate as a fraction, throughput in requests/s; nan where a
+    replicate has no requests. Done in chunks of rows to bound memory.
+    """
+    rows = w.shape[0]
+    out = {m: np.empty(rows) for m in METRICS}
+    nb = max(side.bins.size, 1)
+    step = max(1, min(rows, 4_000_000 // nb))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for a in range(0, rows, step):
+            ww = w[a:a + step]
+            n = ww @ side.count
+            pct = _percentiles(ww @ side.cum, side.bins, list(_PCTS.values()), side.lo, side.hi)
+            for i, m in enumerate(_PCTS):
+                out[m][a:a + step] = pct[i] / 1e6
+            out["mean"][a:a + step] = np.where(n > 0, (ww @ side.sum_ns) / n / 1e6, np.nan)
+            out["error_rate"][a:a + step] = np.where(n > 0, (ww @ side.errors) / n, np.nan)
+            out["throughput"][a:a + step] = n / (ww @ side.dur)
+    return out
+
+
+def _optimal_block(x: np.ndarray) -> float:
+    """Politis-White (2004, corrected 2009) optimal block length for a circular bootstrap.
+
+    From the autocovariances of ``x`` up to the first lag after which ``kn`` in a row
+    are insignificant (flat-top lag window). 1.0 when ``x`` shows no dependence.
+    """
+    n = x.size
+    e = x - x.mean()
+    if n < 4 or not float(e @ e) > 0:
+        return 1.0
+    kn = max(5, math.ceil(math.sqrt(math.log10(n))))
+    m_max = min(math.ceil(math.sqrt(n)) + kn, n - 2)
+    cv = 2.0 * math.sqrt(math.log10(n) / n)
+    acv = np.array([e[k:] @ e[:n - k] / n for k in range(m_max + 1)])
+    rho = np.abs(acv / acv[0])
+    m_hat = next((m for m in range(1, m_max - kn + 2) if np.all(rho[m:m + kn] < cv)), None)
+    big_m = min(2 * max(m_hat - 1, 1), m_max) if m_hat is not None else m_max
+    k = np.arange(1, big_m + 1)
+    lam = np.where(k / big_m <= 0.5, 1.0, 2.0 * (1.0 - k / big_m))
+    g = float(2.0 * np.sum(lam * k * acv[1:big_m + 1]))
+    lrv = float(acv[0] + 2.0 * np.sum(lam * acv[1:big_m + 1]))
+    if lrv <= 0:
+        return 1.0
+    return (2.0 * g * g / (4.0 / 3.0 * lrv * lrv)) ** (1 / 3) * n ** (1 / 3)
+
+
+def _block_len(side: _Side, cfg: CompareConfig) -> int:
+    """``block_s``, or max(ceil(n^(1/3)), Politis-White on per-second log mean latency), <= n/3."""
+    n = side.count.size
+    if cfg.block_s is not None:
+        return max(1, min(cfg.block_s, n))
+    ok = side.count > 0
+    pw = _optimal_block(np.log(side.sum_ns[ok] / side.count[ok])) if ok.sum() >= 4 else 1.0
+    return int(max(1, min(max(math.ceil(n ** (1 / 3)), math.ceil(pw)), n // 3)))
+
+
+def _block_weights(rng: np.random.Generator, n: int, block: int, reps: int) -> np.ndarray:
+    """Circular block bootstrap: (reps, n) counts of how often each unit is drawn."""
+    k = -(-n // block)
+    starts = rng.integers(0, n, size=(reps, k))
+    idx = ((starts[:, :, None] + np.arange(block)) % n).reshape(reps, k * block)[:, :n]
+    flat = (np.arange(reps)[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=reps * n).reshape(reps, n).astype(float)
+
+
+def _rng(seed: int, name: str, side: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(name.encode()), side])
+
+
+# --------------------------------------------------------------------------- small-sample t
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) (continued fraction, Lentz's method)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    lbeta = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    front = math.exp(lbeta + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    f, c, d = 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-14:
+            break
+    return front * (f - 1.0)
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with ``df`` (> 0, not necessarily whole) degrees of freedom."""
+    if not math.isfinite(t):
+        return 0.0
+    return min(1.0, _betainc(df / 2.0, 0.5, df / (df + t * t)))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
+    target = 2.0 * (1.0 - p)  # two-sided tail
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, df) > target:
+        hi *= 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if t_two_sided_p(mid, df) > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(mean(y) - mean(x), its standard error, Welch-Satterthwaite df)."""
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    se = math.sqrt(vx + vy)
+    den = vx * vx / (x.size - 1) + vy * vy / (y.size - 1)
+    df = (vx + vy) ** 2 / den if den > 0 else float(x.size + y.size - 2)
+    return float(y.mean() - x.mean()), se, df
+
+
+# --------------------------------------------------------------------------- tests per row
+
+
+@dataclass(frozen=True)
+class _Est:
+    """A row before multiplicity and verdict."""
+
+    a: float | None
+    b: float | None
+    ratio: float | None = None
+    ci: tuple[float | None, float | None] = (None, None)
+    p: float | None = None
+    diff_ci: tuple[float, float] | None = None  # error_rate: CI of b - a
+    log_halfwidth: float | None = None  # for "run about k x longer"
+    note: str = ""  # a reason that overrides the verdict rules (INCONCLUSIVE/SAME)
+    same: bool = False  # a SAME that needs no test (no errors on either side)
+
+
+def _z_p(est: float, se: float) -> float:
+    if se > 0:
+        return math.erfc(abs(est) / se / math.sqrt(2.0))
+    return 1.0 if est == 0 else 0.0
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _boot_row(metric: str, a: float, b: float, ra: np.ndarray, rb: np.ndarray, alpha: float) -> _Est:
+    """Point values a, b and bootstrap replicates ra, rb of one metric -> estimate, CI, p."""
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    if metric == "error_rate":
+        if a == 0 and b == 0:
+            return _Est(a, b, 1.0, (1.0, 1.0), note="no errors on either side", same=True)
+        ok = ~(np.isnan(ra) | np.isnan(rb))
+        ra, rb = ra[ok], rb[ok]
+        se = float((rb - ra).std(ddof=1))
+        dci = (b - a - z * se, b - a + z * se)
+        ci: tuple[float | None, float | None] = (None, None)
+        if a > 0 and b > 0:  # ratio CI on the log scale, where both replicates have errors
+            with np.errstate(divide="ignore"):
+                lr = np.log(rb / ra)
+            lr = lr[np.isfinite(lr)]
+            if lr.size > 1:
+                sl = float(lr.std(ddof=1))
+                ci = (b / a * math.exp(-z * sl), b / a * math.exp(z * sl))
+        elif a > 0:  # b == 0
+            ci = (0.0, None if dci[1] >= a else 1 + dci[1] / a)
+        else:  # a == 0 < b: the ratio is unbounded
+            ci = (None, None)
+        return _Est(a, b, b / a if a > 0 else None, ci, _z_p(b - a, se), dci)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = np.log(rb / ra)
+    ok = np.isfinite(lr)
+    if ok.mean() < 1 - _MAX_NAN_SHARE or not (a > 0 and b > 0):
+        return _Est(a, b, b / a if a > 0 else None,
+                    note="too few requests: many resampled stretches of the run have none")
+    se = float(lr[ok].std(ddof=1))
+    est = math.log(b / a)
+    return _Est(a, b, b / a, (math.exp(est - z * se), math.exp(est + z * se)), _z_p(est, se),
+                log_halfwidth=z * se)
+
+
+def _run_row(metric: str, xa: np.ndarray, xb: np.ndarray, alpha: float) -> _Est:
+    if xa.size < 2 or xb.size < 2:
+        return _Est(None, None, note=f"needs at least 2 runs on each side (have {xa.size} and {xb.size})")
+    if metric == "error_rate":
+        a, b = float(xa.mean()), float(xb.mean())
+        if a == 0 and b == 0:
+            return _Est(a, b, 1.0, (1.0, 1.0), note="no errors on either side", same=True)
+        d, se, df = _welch(xa, xb)
+        tq = t_quantile(1 - alpha / 2, df) if se > 0 else 0.0
+        ci: tuple[float | None, float | None] = (None, None)
+        if a > 0 and b > 0:
+            sl = math.sqrt(xa.var(ddof=1) / xa.size / a**2 + xb.var(ddof=1) / xb.size / b**2)
+            ci = (b / a * math.exp(-tq * sl), b / a * math.exp(tq * sl))
+        p = t_two_sided_p(d / se, df) if se > 0 else (1.0 if d == 0 else 0.0)
+        return _Est(a, b, b / a if a > 0 else None, ci, p, (d - tq * se, d + tq * se))
+    if np.any(~(xa > 0)) or np.any(~(xb > 0)):
+        return _Est(None, None, note="some runs have no requests for this name")
+    la, lb = np.log(xa), np.log(xb)
+    d, se, df = _welch(la, lb)
+    a, b = float(np.exp(la.mean())), float(np.exp(lb.mean()))
+    if se == 0:
+        return _Est(a, b, b / a, (b / a, b / a), 1.0 if d == 0 else 0.0, log_halfwidth=0.0)
+    tq = t_quantile(1 - alpha / 2, df)
+    return _Est(a, b, b / a, (math.exp(d - tq * se), math.exp(d + tq * se)),
+                t_two_sided_p(d / se, df), log_halfwidth=tq * se)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def benjamini_hochberg(p: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (step-up; same order as ``p``; capped at 1).
+
+    ``adj[(i)] = min over j >= i of p[(j)] * m / j`` with p sorted ascending.
+    """
+    arr = np.asarray(p, dtype=float)
+    m = arr.size
+    if m == 0:
+        return []
+    order = np.argsort(arr, kind="stable")
+    scaled = arr[order] * m / np.arange(1, m + 1)
+    adj = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out.tolist()
+
+
+def _pct(r: float) -> str:
+    return f"{(r - 1) * 100:+.1f}%"
+
+
+def _more(est: _Est, d: float, unit: str) -> str:
+    """How much more data would likely let the CI settle the question."""
+    what = "run longer" if unit == "second" else "run more repeats"
+    hw, r = est.log_halfwidth, est.ratio
+    if not hw or r is None or r <= 0:
+        return what
+    room = math.log1p(d) - abs(math.log(r))
+    if room <= 0.1 * math.log1p(d):
+        return f"{what} (the change is close to the {d:.0%} threshold)"
+    k = (hw / room) ** 2
+    if k <= 1.2:
+        return what
+    scale = "longer" if unit == "second" else "as many repeats"
+    return f"{what} (about {math.ceil(k)}x {scale} should settle it)" if k < 20 else \
+        f"{what} (much more data needed: the runs are very noisy)"
+
+
+def _verdict(metric: str, est: _Est, p_adj: float | None, cfg: CompareConfig, unit: str) -> tuple[str, str]:
+    d = cfg.delta_for(metric)
+    worse_up = _HIGHER_IS_WORSE[metric]
+    more = "run longer" if unit == "second" else "run more repeats"
+    if est.same:
+        return "SAME", est.note
+    if est.note:
+        return "INCONCLUSIVE", f"{est.note}: {more}"
+    r, (lo, hi) = est.ratio, est.ci
+    tol = cfg.error_rate_tolerance
+    if metric == "error_rate":
+        change = f"{est.a:.2%} -> {est.b:.2%}"
+        small = est.diff_ci is not None and -tol <= est.diff_ci[0] and est.diff_ci[1] <= tol
+        big = abs(est.b - est.a) > tol
+    else:
+        change = _pct(r) if r is not None else "n/a"
+        small, big = False, True
+    sig = p_adj is not None and p_adj < cfg.alpha
+    up = (r is None and est.b > est.a) or (r is not None and r > 1 + d)
+    down = r is not None and r < 1 - d
+    ci_txt = f"CI {_pct(lo)}..{_pct(hi)}" if lo is not None and hi is not None else \
+        f"CI {_pct(lo)}..unbounded" if lo is not None else "CI n/a"
+    ptxt = f"adjusted p={p_adj:.2g}" if p_adj is not None else ""
+    if sig and big and (up or down):
+        bad = up if worse_up else down
+        verdict = "REGRESSED" if bad else "IMPROVED"
+        return verdict, f"{change} ({ci_txt}), beyond the {d:.0%} threshold; {ptxt}"
+    inside = lo is not None and hi is not None and 1 - d <= lo and hi <= 1 + d
+    if inside or small:
+        why = f"{ci_txt} lies within +/-{d:.0%}" if inside else \
+            f"the error-rate difference is within +/-{tol:.2%}"
+        return "SAME", f"{change}: {why}"
+    if sig:
+        return "INCONCLUSIVE", (f"{change} is real ({ptxt}) but smaller than the {d:.0%} threshold "
+                                f"and its {ci_txt} reaches past it: {_more(est, d, unit)}")
+    return "INCONCLUSIVE", f"{change}, not significant ({ptxt}); {ci_txt} is too wide to tell: " \
+        f"{_more(est, d, unit)}"
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _method(cfg: CompareConfig, unit: str, blocks: dict[str, tuple[int, int]]) -> str:
+    ds = ", ".join(f"{m} {cfg.delta_for(m):.0%}" for m in METRICS if m in cfg.per_metric_delta)
+    thr = f"practical threshold {cfg.delta:.0%}" + (f" ({ds})" if ds else "")
+    if unit == "second":
+        ls = sorted({x for v in blocks.values() for x in v})
+        bl = f"{cfg.block_s} s" if cfg.block_s else \
+            "chosen per name from the lag-1 autocorrelation of per-second latency (" + \
+            ", ".join(f"{x} s" for x in ls) + ")"
+        core = (f"units: seconds; circular block bootstrap, {cfg.n_boot} replicates per side, "
+                f"blocks of {bl}; percentile {1 - cfg.alpha:.0%} CI of B/A; p-value: z-test of "
+                "log(B/A) (error rate: B-A) with the bootstrap standard error")
+    else:
+        core = ("units: runs (repeats); Welch t-test on the log of per-run values (error rate: on "
+                f"the per-run rates); t-based {1 - cfg.alpha:.0%} CI of the ratio of geometric means. "
+                "With few repeats the intervals are wide; per-run values are assumed log-normal")
+    return (f"{core}; Benjamini-Hochberg across all rows at alpha={cfg.alpha:g}; {thr}; "
+            f"latency histogram: {cfg.latency_field}")
+
+
+def compare(a: Mapping[str, Sample], b: Mapping[str, Sample], config: CompareConfig | None = None) -> Comparison:
+    """Compare every metric of every request name on both sides; B relative to A.
+
+    Both sides must use the same unit ("second": one run each; "run": repeats).
+    Deterministic for a given ``config.seed``.
+    """
+    cfg = config or CompareConfig()
+    units = {s.unit for s in (*a.values(), *b.values())}
+    if len(units) > 1:
+        raise ValueError("cannot compare per-second samples with per-run samples: pass both sides "
+                         "as single runs (samples_from_series) or both as repeats (samples_from_runs)")
+    unit = units.pop() if units else "second"
+    warnings: list[str] = []
+    if unit == "run" and cfg.warmup_s:
+        warnings.append("warmup_s is not applied to repeats here: pass it to samples_from_runs")
+    names = sorted(set(a) & set(b))
+    ests: list[tuple[str, str, _Est]] = []
+    blocks: dict[str, tuple[int, int]] = {}
+    for name in names:
+        sa, sb = (_drop_first(s, cfg.warmup_s) for s in (a[name], b[name]))
+        xa, xb = _arrays(sa, cfg.latency_field), _arrays(sb, cfg.latency_field)
+        if unit == "run":
+            va, vb = (_metrics(x, np.eye(x.count.size)) for x in (xa, xb))
+            few = min(len(sa.units), len(sb.units))
+            if few < 3 and not any(w.startswith("fewer than 3") for w in warnings):
+                warnings.append(f"fewer than 3 repeats on a side ({few}): intervals are very wide")
+            for m in METRICS:
+                ests.append((name, m, _run_row(m, va[m], vb[m], cfg.alpha)))
+            continue
+        busy = (int((xa.count > 0).sum()), int((xb.count > 0).sum()))
+        if min(busy) < cfg.min_seconds:
+            pa, pb = (_metrics(x, np.ones((1, x.count.size))) for x in (xa, xb))
+            note = (f"too little data: {busy[0]} s with requests in A, {busy[1]} s in B "
+                    f"(need {cfg.min_seconds})")
+            for m in METRICS:
+                ests.append((name, m, _Est(_finite(pa[m][0]), _finite(pb[m][0]), note=note)))
+            continue
+        la, lb = _block_len(xa, cfg), _block_len(xb, cfg)
+        blocks[name] = (la, lb)
+        ra = _metrics(xa, _block_weights(_rng(cfg.seed, name, 0), xa.count.size, la, cfg.n_boot))
+        rb = _metrics(xb, _block_weights(_rng(cfg.seed, name, 1), xb.count.size, lb, cfg.n_boot))
+        pa, pb = (_metrics(x, np.ones((1, x.count.size))) for x in (xa, xb))
+        for m in METRICS:
+            ests.append((name, m, _boot_row(m, float(pa[m][0]), float(pb[m][0]), ra[m], rb[m], cfg.alpha)))
+    tested = [i for i, (_, _, e) in enumerate(ests) if e.p is not None and not e.note]
+    adj = dict(zip(tested, benjamini_hochberg([ests[i][2].p for i in tested]), strict=True))
+    rows = []
+    for i, (name, m, e) in enumerate(ests):
+        verdict, reason = _verdict(m, e, adj.get(i), cfg, unit)
+        rows.append(MetricComparison(
+            name=name, metric=m, a=e.a, b=e.b, ratio=e.ratio, ci_low=e.ci[0], ci_high=e.ci[1],
+            p_value=e.p, p_adjusted=adj.get(i), verdict=verdict, reason=reason,
+            higher_is_worse=_HIGHER_IS_WORSE[m],
+        ))
+    return Comparison(rows=rows, only_in_a=sorted(set(a) - set(b)), only_in_b=sorted(set(b) - set(a)),
+                      config=cfg, method=_method(cfg, unit, blocks), warnings=warnings)
