@@ -41,12 +41,29 @@ def _config(delta: str, metric_delta: tuple[str, ...], alpha: float, warmup: int
     return CompareConfig(delta=_pct(delta, "--delta"), per_metric_delta=per, alpha=alpha, warmup_s=warmup, seed=seed)
 
 
-def _samples(side, warmup: int):
+def _pair(a, b, warmup: int):
+    """Samples of both sides in one unit: whole runs when both sides have repeats,
+    else per-second buckets (a side's several runs are then laid end to end)."""
     from surge.analysis.compare import samples_from_runs, samples_from_series
 
-    if len(side.runs) > 1:
-        return samples_from_runs([r[warmup:] for r in side.runs])
-    return samples_from_series(side.runs[0], warmup_s=warmup)
+    if len(a.runs) > 1 and len(b.runs) > 1:
+        return samples_from_runs([r[warmup:] for r in a.runs]), samples_from_runs([r[warmup:] for r in b.runs])
+    return samples_from_series(_concat(a.runs, warmup)), samples_from_series(_concat(b.runs, warmup))
+
+
+def _concat(runs, warmup: int):
+    import dataclasses
+
+    out = []
+    for run in runs:
+        for st in run[warmup:]:
+            out.append(dataclasses.replace(st, second=len(out)))
+    return out
+
+
+def _console() -> Console:
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
 
 
 def _open_store_quietly(url: str | None):
@@ -63,7 +80,7 @@ def run_compare(a_spec: str, b_spec: str, store, config):
     from surge.results.select import load_side
 
     a, b = load_side(a_spec, store), load_side(b_spec, store)
-    return a, b, compare(_samples(a, config.warmup_s), _samples(b, config.warmup_s), config)
+    return a, b, compare(*_pair(a, b, config.warmup_s), config)
 
 
 def compare_options(f):
@@ -110,7 +127,7 @@ def compare_cmd(a, b, delta, metric_delta, alpha, warmup, seed, as_json, markdow
         if as_json:
             sys.stdout.write(json.dumps(comparison_json(cmp, sa, sb), indent=2, default=str) + "\n")
         else:
-            render_comparison(Console(), cmp, sa.label, sb.label)
+            render_comparison(_console(), cmp, sa.label, sb.label)
         if markdown:
             text = comparison_markdown(cmp, a_label=sa.label, b_label=sb.label)
             if markdown == "-":
@@ -151,6 +168,11 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
         config = _config(delta, metric_delta, alpha, warmup, seed)
         store = open_store(store_url_opt)
         current = load_side(run, store)
+        if len(current.run_ids) == 1 and not Path(run).is_dir():
+            # A run made with --repeat is judged with its whole repeat group.
+            group = store.get_run(current.run_ids[0]).tags.get("repeat_group")
+            if group:
+                current = load_side(f"group:{group}", store)
         base: Side | None = None
         if baseline_spec:
             base = load_side(baseline_spec, store)
@@ -165,7 +187,7 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
             rec = store.get_baseline(branch, scenario=cur.scenario if cur else None)
             if rec is not None and rec.id not in current.run_ids:
                 base = load_side(rec.id, store)
-        cmp = compare(_samples(base, config.warmup_s), _samples(current, config.warmup_s), config) if base else None
+        cmp = compare(*_pair(base, current, config.warmup_s), config) if base else None
         thresholds = _thresholds_of(current, store)
         gate = decide(cmp, thresholds)
         md = gate_markdown(gate, cmp, thresholds, run=current.label, baseline=base.label if base else None)
@@ -184,7 +206,7 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
                                    "comparison": comparison_json(cmp, base, current) if cmp else None}
             sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
         else:
-            console = Console()
+            console = _console()
             if cmp is not None:
                 from surge.cli.render_compare import render_comparison
 
