@@ -57,6 +57,10 @@ def history_cmd(name, metric, since, branch, scenario, min_segment, as_json, sto
                     f"p={cp.p_value:.3g})[/]") if cp else ""
             t.add_row(r.id, str(r.started_at)[:19], (r.commit or "-")[:10], f"{v:,.3f}", mark)
         Console().print(t)
+        scenarios = {r.scenario for r, _ in points}
+        if len(scenarios) > 1 and not scenario:
+            click.echo(f"warning: these runs come from {len(scenarios)} scenarios; pick one with --scenario "
+                       "so that shifts are not just different workloads", err=True)
         if not points:
             click.echo("no recorded runs match: see `surge runs list`", err=True)
         elif len(points) < 2 * min_segment:
