@@ -1,7 +1,12 @@
 """Change points in a metric's history across runs (``surge history``).
 
-Two stages, after Matteson & James (2014) and Hunter/Apache Otava (Fleming et al. 2023):
+Three steps, after Matteson & James (2014) and Hunter/Apache Otava (Fleming et al. 2023):
 
+0. **Isolated outliers are set aside.** A value more than 5 robust standard deviations
+   from the median of the ``2 * min_segment - 1`` values centred on it is treated like a
+   missing value. That median follows any run of ``min_segment`` or more values at a
+   new level, so shifts are untouched, while a lone spike (or any run shorter than a
+   segment may be) stands out from its neighbours and is skipped.
 1. **E-divisive means** (energy statistic, alpha = 1) finds candidates by hierarchical
    bisection. Each step takes the split ``(tau, kappa)`` of one current segment that
    maximises the scaled energy divergence between ``x[start:tau]`` and ``x[tau:kappa]``,
@@ -16,9 +21,8 @@ Two stages, after Matteson & James (2014) and Hunter/Apache Otava (Fleming et al
    which understates the variance of short windows and calls too many change points;
    Welch with ``ddof=1`` does not.
 
-A single outlier is not a shift: no segment is shorter than ``min_segment`` (>= 2), so a
-lone point is never split off, and a spike inside a short segment inflates that segment's
-variance, which makes Welch's test *less* ready to call it.
+So a single outlier is not a shift twice over: it is set aside, and no segment is
+shorter than ``min_segment`` (>= 2), so a lone point could never be split off anyway.
 
 Pure numpy, no scipy: the Student t distribution is computed here (regularised
 incomplete beta by continued fraction). Time and memory are O(n^2) per segment for the
@@ -34,12 +38,16 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["ChangePoint", "ChangePointConfig", "detect"]
 
 # Permuted arrays are processed in batches of at most this many float64 elements per
 # (batch, n, n) array, so a 200-point segment needs a few MB at a time.
 _BATCH_ELEMENTS = 500_000
+# Values further than this many robust standard deviations from their local median are
+# isolated outliers, treated as missing (see _outliers).
+_OUTLIER_K = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class ChangePoint:
     ``index`` is the first index (in the caller's original sequence, missing values
     counted) of the new segment. Means are over the finite values of the adjacent
     segments, i.e. from the previous change point (or the start) to this one, and from
-    this one to the next (or the end). ``magnitude`` is ``after_mean / before_mean - 1``;
+    this one to the next (or the end), leaving out isolated outliers (see the module
+    docstring), so one wild run does not move them. ``magnitude`` is ``after_mean / before_mean - 1``;
     ``ci_low``/``ci_high`` bound that relative change at confidence ``1 - alpha``
     (Fieller's interval for a ratio of means with Welch degrees of freedom; infinite
     when the before-mean is not itself distinguishable from zero). ``p_value`` is the
@@ -75,7 +84,7 @@ class ChangePointConfig:
     ``1 - alpha`` is the confidence level of the magnitude interval.
     ``permutations``: permutations per segment for the E-divisive test; the smallest
     attainable p-value is ``1 / (permutations + 1)``, so keep it above ``1 / alpha - 1``.
-    ``seed``: makes the permutation test reproducible.
+    ``seed`` (>= 0): makes the permutation test reproducible.
     ``min_magnitude``: ignore shifts whose ``|after / before - 1|`` is below this.
     """
 
@@ -92,19 +101,24 @@ class ChangePointConfig:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
         if int(self.permutations) != self.permutations or self.permutations < 1:
             raise ValueError(f"permutations must be an integer >= 1, got {self.permutations!r}")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not self.min_magnitude >= 0.0:
             raise ValueError(f"min_magnitude must be >= 0, got {self.min_magnitude!r}")
 
 
-def detect(values: Sequence[float | None], config: ChangePointConfig | None = None) -> list[ChangePoint]:
+def detect(values: Sequence[float | None], config: ChangePointConfig = ChangePointConfig()) -> list[ChangePoint]:
     """Change points of ``values`` (one number per run, oldest first), ordered by index.
 
-    ``None``, NaN and infinite values are skipped; indices still refer to ``values``.
-    Fewer than ``2 * min_segment`` finite values give ``[]``.
+    ``None``, NaN and infinite values are skipped, and so are isolated outliers;
+    indices still refer to ``values``. Fewer than ``2 * min_segment`` values left give ``[]``.
     """
-    cfg = config if config is not None else ChangePointConfig()
+    cfg = config
     raw = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
     keep = np.flatnonzero(np.isfinite(raw))
+    if len(keep) < 2 * cfg.min_segment:
+        return []
+    keep = keep[~_outliers(raw[keep], cfg.min_segment)]
     x = raw[keep]
     if len(x) < 2 * cfg.min_segment:
         return []
@@ -115,6 +129,33 @@ def detect(values: Sequence[float | None], config: ChangePointConfig | None = No
         _describe(x[bounds[i - 1] : bounds[i]], x[bounds[i] : bounds[i + 1]], int(keep[bounds[i]]), cfg.alpha)
         for i in range(1, len(bounds) - 1)
     ]
+
+
+# --------------------------------------------------------------------------- outliers
+
+
+def _outliers(x: np.ndarray, ms: int, k: float = _OUTLIER_K) -> np.ndarray:
+    """Mask of values more than k robust standard deviations from the median of the
+    2 ms - 1 values centred on them (fewer at the ends).
+
+    A median over 2 ms - 1 values follows any run of at least ms values at a new level,
+    so the values on either side of a level shift are not flagged, while a run of fewer
+    than ms outlying values (too short ever to be a segment) is. The scale is the median
+    absolute first difference, robust to both shifts and spikes. Positive series are
+    judged on a log scale, so "k standard deviations" is relative, as the run-to-run
+    noise of latencies and throughputs is.
+    """
+    h = ms - 1
+    y = np.log(x) if bool(np.all(x > 0)) else x
+    diffs = np.abs(np.diff(y))
+    scale = float(np.median(diffs)) / (0.6745 * math.sqrt(2.0))
+    if scale == 0.0:  # quantised data: fall back to the mean absolute difference
+        scale = float(np.mean(diffs)) * math.sqrt(math.pi) / 2.0
+    if scale == 0.0:
+        return np.zeros(len(x), dtype=bool)
+    padded = np.concatenate([np.full(h, np.nan), y, np.full(h, np.nan)])
+    local = np.nanmedian(sliding_window_view(padded, 2 * h + 1), axis=1)
+    return np.abs(y - local) > k * scale
 
 
 # --------------------------------------------------------------------------- E-divisive
@@ -201,7 +242,7 @@ class _Segment:
 
     __slots__ = ("z", "ms", "tau", "q", "rng", "null")
 
-    def __init__(self, z: np.ndarray, a: int, ms: int, seed: int, b: int) -> None:
+    def __init__(self, z: np.ndarray, a: int, b: int, ms: int, seed: int) -> None:
         self.z, self.ms = z, ms
         tau, self.q = _best_split(z, ms)
         self.tau = a + tau
@@ -228,7 +269,7 @@ def _e_divisive(x: np.ndarray, cfg: ChangePointConfig) -> list[int]:
 
     def segment(a: int, b: int) -> _Segment | None:
         if (a, b) not in cache:
-            cache[(a, b)] = _Segment(x[a:b], a, ms, cfg.seed, b) if b - a >= 2 * ms else None
+            cache[(a, b)] = _Segment(x[a:b], a, b, ms, cfg.seed) if b - a >= 2 * ms else None
         return cache[(a, b)]
 
     cuts: list[int] = []
@@ -238,7 +279,8 @@ def _e_divisive(x: np.ndarray, cfg: ChangePointConfig) -> list[int]:
         if not segs:
             break
         best = max(segs, key=lambda s: s.q)
-        threshold = best.q - 1e-12 * abs(best.q)  # ties count as extreme: a constant series gets p = 1
+        # ties count as extreme: a constant series gets p = 1
+        threshold = best.q - 1e-12 * abs(best.q)
         for k in schedule:
             null = np.max(np.stack([s.permuted(k) for s in segs]), axis=0)
             p = (1 + int(np.sum(null >= threshold))) / (nperm + 1)

@@ -21,26 +21,34 @@ Why not a rank test on the requests
     the dependence left between consecutive seconds is kept by resampling *blocks*
     of consecutive seconds.
 
-Per-second units (one run per side): circular block bootstrap
+Per-second units (one run per side): circular block bootstrap + t
     The n seconds of a side are resampled with replacement in blocks of L
     consecutive seconds (wrapping around the end) until n seconds are drawn; the
     drawn seconds' histograms are merged (exact: counts add) and the metric is
-    computed from the merged histogram, exactly as for the real run (nearest-rank
-    percentile, bucket midpoint, relative error <= 0.39 %). A and B are resampled
-    independently, ``n_boot`` times each; replicate ratio = B* / A*.
+    computed from the merged histogram exactly as for the real run (nearest-rank
+    percentile at the bucket midpoint, relative error <= 0.39 %). A and B are
+    resampled independently, ``n_boot`` times each. What the bootstrap provides is
+    the *standard error* of log(metric) on each side (for ``error_rate``: of the
+    rate itself, which may be 0); the test and interval are then t-based:
 
-    - Block length L: ``block_s`` or, by default, per side and name,
-      ``max(ceil(n^(1/3)), round((3n/2)^(1/3) (2 rho / (1 - rho^2))^(2/3)))`` where
-      rho is the lag-1 autocorrelation of the per-second log mean latency, clipped
-      to [0, 0.9] (the rate-optimal block for an AR(1) series); at most n // 2.
-    - CI: percentile interval of the replicate ratios at 1 - alpha (the lower
-      bound is the ``alpha/2`` order statistic, the upper the ``1 - alpha/2`` one).
-    - p-value: two-sided z-test of log(B/A) = 0 with the bootstrap standard error
-      of log(B*/A*) (for ``error_rate``: of B - A = 0 with the bootstrap standard
-      error of B* - A*, which exists when a side has no errors). A z-test rather
-      than counting replicates beyond 1, because the counting p-value cannot go
-      below 1 / (n_boot + 1) and Benjamini-Hochberg across ~100 rows needs smaller
-      ones to find a single regressed row.
+    - Block length L: ``block_s``, or per side and name the larger of ceil(sqrt n)
+      and the Politis-White (2004/2009) optimal block length of the per-second log
+      mean latency (for latency and throughput), or of ceil(n^(1/3)) and
+      Politis-White on the per-second error rate (for the error rate); at most
+      n // 3 (so k = n / L >= 3 blocks).
+    - With only k blocks a variance is estimated from few effective units, so each
+      side's bootstrap variance is multiplied by k / (k - 1) and the statistic
+      t = log(B/A) / se (``error_rate``: (B - A) / se) is referred to Student's t
+      with Welch-Satterthwaite degrees of freedom (k - 1 per side). In simulations
+      with AR(1) request latencies and a slowly drifting server (see
+      eval/compare_aa_power.py) a plain z-test on the bootstrap SE rejected 10-28 %
+      of A/A latency rows at a nominal 5 % for 10-60 s runs; this version stays near 5 %.
+    - CI: exp(log(B/A) +/- t_(1-alpha/2, df) se), so the CI excludes 1 exactly when
+      the unadjusted p-value is below alpha. For ``error_rate`` the CI of the ratio
+      uses the delta method on the log scale; there is none when A had no errors.
+    - Why not count replicates beyond 1 for the p-value: that p cannot go below
+      1 / (n_boot + 1), and Benjamini-Hochberg across ~100 rows needs smaller ones
+      to find a single regressed row.
 
 Per-run units (repeats): Welch t on logs
     Each run of a group is merged into one unit and its metric computed once. For
@@ -110,7 +118,6 @@ __all__ = [
 METRICS = ("p50", "p95", "p99", "mean", "error_rate", "throughput")
 VERDICTS = ("REGRESSED", "INCONCLUSIVE", "IMPROVED", "SAME")  # worst first
 _PCTS = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
-_LATENCY = ("p50", "p95", "p99", "mean")
 _HIGHER_IS_WORSE = {m: m != "throughput" for m in METRICS}
 _MAX_NAN_SHARE = 0.05  # replicates with no requests for a name, above which we give up
 
@@ -127,9 +134,11 @@ class CompareConfig:
     - ``seed``: seed of the bootstrap (same seed, same data: same answer).
     - ``min_seconds``: fewer seconds with requests for a name on a side than this
       makes its rows INCONCLUSIVE.
-    - ``warmup_s``: per-second units whose index is below this are dropped (applied
-      by :func:`compare` to "second" samples; for repeats pass ``warmup_s`` to
-      :func:`samples_from_runs`).
+    - ``warmup_s``: the seconds dropped from the start of each run. The sample
+      builders drop them (``samples_from_series(..., warmup_s=)``,
+      ``samples_from_runs(..., warmup_s=)``, or the caller's own slicing);
+      :func:`compare` does not trim samples again, it only reports the value in
+      ``method``.
     - ``error_rate_tolerance``: absolute error-rate difference (0.001 = 0.1
       percentage point) that does not matter.
     - ``latency_field``: which histogram: ``latency`` (from the intended start),
@@ -282,21 +291,36 @@ def _merge_all(parts: list[RequestStats]) -> RequestStats:
     return out
 
 
-def samples_from_series(seconds: Sequence[SecondStats], *, warmup_s: int = 0) -> dict[str, Sample]:
+def _second_range(seconds: Sequence[SecondStats], warmup_s: int, end_s: float | None) -> range:
+    """Whole seconds to use: from the first present at or after ``warmup_s`` to the last
+    one present, or to the last one that ends by ``end_s``."""
+    present = [s.second for s in seconds if s.second >= warmup_s]
+    if not present:
+        return range(0)
+    last = math.floor(end_s + 1e-9) - 1 if end_s is not None else max(present)
+    return range(min(present), max(min(present), last + 1))
+
+
+def samples_from_series(seconds: Sequence[SecondStats], *, warmup_s: int = 0,
+                        end_s: float | None = None) -> dict[str, Sample]:
     """Per-second samples of one run, keyed by ``"METHOD name"``.
 
-    Scenarios and status classes of a name are merged. Seconds are numbered from
-    the run start; those below ``warmup_s`` are dropped, and every second from the
-    first kept one to the last present is a unit (an empty one where the name had
-    no requests, so throughput counts it as zero).
+    Scenarios and status classes of a name are merged. Seconds are numbered from the
+    run start (second s covers [s, s + 1) s); the units are the seconds from the first
+    one present at or after ``warmup_s`` (a series already sliced by the caller works
+    too) up to the last one present or, with ``end_s`` (pass meta.json's ``planned_duration_s``),
+    up to the last second that ends by ``end_s``, which drops the partial second of
+    in-flight requests finishing after the load stopped. Every second in that range is
+    a unit, an empty one where the name had no requests (throughput counts it as 0).
     """
-    kept = [s for s in seconds if s.second >= warmup_s]
-    if not kept:
+    rng_s = _second_range(seconds, warmup_s, end_s)
+    if not rng_s:
         return {}
-    first = min(s.second for s in kept)
-    n = max(s.second for s in kept) - first + 1
+    first, n = rng_s.start, len(rng_s)
     per: dict[str, list[list[RequestStats]]] = {}
-    for s in kept:
+    for s in seconds:
+        if s.second not in rng_s:
+            continue
         for (_scen, name, method, _status), st in s.requests.items():
             slots = per.setdefault(_label(method, name), [[] for _ in range(n)])
             slots[s.second - first].append(st)
@@ -308,17 +332,14 @@ def samples_from_series(seconds: Sequence[SecondStats], *, warmup_s: int = 0) ->
     return out
 
 
-def samples_from_runs(runs: Sequence[Sequence[SecondStats]], *, warmup_s: int = 0) -> dict[str, Sample]:
-    """Repeats: each run's seconds (from ``warmup_s`` on) merged into one unit per name.
-
-    A name missing from some runs gets an empty unit there. A run's duration is its
-    number of seconds from the first kept to the last.
+def samples_from_runs(runs: Sequence[Sequence[SecondStats]], *, warmup_s: int = 0,
+                      end_s: float | None = None) -> dict[str, Sample]:
+    """Repeats: each run's seconds (chosen as in :func:`samples_from_series`) merged into
+    one unit per name. A name missing from some runs gets an empty unit there; a run's
+    duration is its number of seconds used.
     """
-    per_run = [samples_from_series(r, warmup_s=warmup_s) for r in runs]
-    durations = []
-    for r in runs:
-        secs = [s.second for s in r if s.second >= warmup_s]
-        durations.append(float(max(secs) - min(secs) + 1) if secs else 0.0)
+    per_run = [samples_from_series(r, warmup_s=warmup_s, end_s=end_s) for r in runs]
+    durations = [float(len(_second_range(r, warmup_s, end_s))) for r in runs]
     names = sorted({n for p in per_run for n in p})
     out = {}
     for name in names:
@@ -368,16 +389,6 @@ def _arrays(s: Sample, fld: str) -> _Side:
     )
 
 
-def _drop_first(s: Sample, k: int) -> Sample:
-    if k <= 0 or s.unit != "second":
-        return s
-    units = s.units[k:]
-    durs = s.unit_duration_s[k:] if s.unit_duration_s else ()
-    per = s.duration_s / len(s.units) if s.units else 0.0
-    return Sample(units=units, unit=s.unit, duration_s=float(sum(durs)) if durs else per * len(units),
-                  unit_duration_s=durs)
-
-
 def _percentiles(cum: np.ndarray, bins: np.ndarray, qs: Sequence[float], lo: float, hi: float) -> np.ndarray:
     """Nearest-rank percentiles (ns) of each row of cumulative counts, as Histogram.percentile.
 
@@ -400,23 +411,26 @@ def _percentiles(cum: np.ndarray, bins: np.ndarray, qs: Sequence[float], lo: flo
     return out
 
 
-def _metrics(side: _Side, w: np.ndarray) -> dict[str, np.ndarray]:
-    """Every metric for each row of weights ``w`` (R, n): how often each unit is drawn.
+def _metrics(side: _Side, w: np.ndarray, only: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+    """Metrics (all, or those in ``only``) for each row of weights ``w`` (R, n): how often
+    each unit is drawn.
 
     Latency in ms, error rate as a fraction, throughput in requests/s; nan where a
     replicate has no requests. Done in chunks of rows to bound memory.
     """
     rows = w.shape[0]
     out = {m: np.empty(rows) for m in METRICS}
+    pcts = any(m in _PCTS for m in only)
     nb = max(side.bins.size, 1)
     step = max(1, min(rows, 4_000_000 // nb))
     with np.errstate(invalid="ignore", divide="ignore"):
         for a in range(0, rows, step):
             ww = w[a:a + step]
             n = ww @ side.count
-            pct = _percentiles(ww @ side.cum, side.bins, list(_PCTS.values()), side.lo, side.hi)
-            for i, m in enumerate(_PCTS):
-                out[m][a:a + step] = pct[i] / 1e6
+            if pcts:
+                pct = _percentiles(ww @ side.cum, side.bins, list(_PCTS.values()), side.lo, side.hi)
+                for i, m in enumerate(_PCTS):
+                    out[m][a:a + step] = pct[i] / 1e6
             out["mean"][a:a + step] = np.where(n > 0, (ww @ side.sum_ns) / n / 1e6, np.nan)
             out["error_rate"][a:a + step] = np.where(n > 0, (ww @ side.errors) / n, np.nan)
             out["throughput"][a:a + step] = n / (ww @ side.dur)
@@ -449,18 +463,47 @@ def _optimal_block(x: np.ndarray) -> float:
     return (2.0 * g * g / (4.0 / 3.0 * lrv * lrv)) ** (1 / 3) * n ** (1 / 3)
 
 
-def _block_len(side: _Side, cfg: CompareConfig) -> int:
-    """``block_s``, or max(ceil(n^(1/3)), Politis-White on per-second log mean latency), <= n/3."""
+def _block_lens(side: _Side, cfg: CompareConfig) -> tuple[int, int]:
+    """Block lengths (s) for (latency and throughput, error rate).
+
+    ``block_s`` (at most n/2) for both, or else at most n/3 (so >= 3 blocks):
+    latency: max(ceil(sqrt n), Politis-White on the per-second log mean latency), the
+    sqrt floor because a slow drift of the server's speed is real and hard to see in a
+    short run; throughput shares it (in a closed model it moves with latency). Error
+    rate: max(ceil(cbrt n), Politis-White on the per-second error rate), which catches
+    error bursts without penalising errors scattered independently over the seconds.
+    """
     n = side.count.size
     if cfg.block_s is not None:
-        return max(1, min(cfg.block_s, n))
+        b = max(1, min(cfg.block_s, n // 2))
+        return b, b
     ok = side.count > 0
-    pw = _optimal_block(np.log(side.sum_ns[ok] / side.count[ok])) if ok.sum() >= 4 else 1.0
-    return int(max(1, min(max(math.ceil(n ** (1 / 3)), math.ceil(pw)), n // 3)))
+    enough = ok.sum() >= 4
+    pw_lat = _optimal_block(np.log(side.sum_ns[ok] / side.count[ok])) if enough else 1.0
+    pw_err = _optimal_block(side.errors[ok] / side.count[ok]) if enough else 1.0
+    cap = max(1, n // 3)
+    return (int(min(max(math.ceil(math.sqrt(n)), math.ceil(pw_lat)), cap)),
+            int(min(max(math.ceil(n ** (1 / 3)), math.ceil(pw_err)), cap)))
+
+
+def _bootstrap(side: _Side, cfg: CompareConfig, rng: np.random.Generator,
+               ) -> tuple[dict[str, np.ndarray], dict[str, float], tuple[int, int]]:
+    """Replicates of every metric, the number of blocks k = n / L behind each, and the
+    block lengths used."""
+    n = side.count.size
+    lens = _block_lens(side, cfg)
+    reps = {b: _metrics(side, _block_weights(rng, n, b, cfg.n_boot),
+                        METRICS if b == lens[0] else ("error_rate",)) for b in dict.fromkeys(lens)}
+    pick = {m: lens[1] if m == "error_rate" else lens[0] for m in METRICS}
+    return ({m: reps[b][m] for m, b in pick.items()}, {m: n / b for m, b in pick.items()}, lens)
 
 
 def _block_weights(rng: np.random.Generator, n: int, block: int, reps: int) -> np.ndarray:
-    """Circular block bootstrap: (reps, n) counts of how often each unit is drawn."""
+    """Circular block bootstrap: (reps, n) counts of how often each unit is drawn.
+
+    ceil(n / block) blocks start at uniform positions and wrap around the end; the
+    last is cut so that exactly n units are drawn.
+    """
     k = -(-n // block)
     starts = rng.integers(0, n, size=(reps, k))
     idx = ((starts[:, :, None] + np.arange(block)) % n).reshape(reps, k * block)[:, :n]
@@ -513,18 +556,21 @@ def t_two_sided_p(t: float, df: float) -> float:
 
 
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
-    target = 2.0 * (1.0 - p)  # two-sided tail
-    lo, hi = 0.0, 1.0
-    while t_two_sided_p(hi, df) > target:
-        hi *= 2.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        if t_two_sided_p(mid, df) > target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom.
+
+    Newton's method on the two-sided tail from the normal quantile, which lies below
+    the root; the tail is convex there, so the iterates rise monotonically to it.
+    """
+    target = 2.0 * (1.0 - p)
+    t = NormalDist().inv_cdf(p)
+    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    for _ in range(200):
+        pdf = math.exp(logc - (df + 1) / 2 * math.log1p(t * t / df))
+        step = (t_two_sided_p(t, df) - target) / (2.0 * pdf)
+        t += step
+        if abs(step) <= 1e-12 * max(1.0, t):
+            break
+    return t
 
 
 def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -554,54 +600,60 @@ class _Est:
     same: bool = False  # a SAME that needs no test (no errors on either side)
 
 
-def _z_p(est: float, se: float) -> float:
-    if se > 0:
-        return math.erfc(abs(est) / se / math.sqrt(2.0))
-    return 1.0 if est == 0 else 0.0
-
-
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _boot_row(metric: str, a: float, b: float, ra: np.ndarray, rb: np.ndarray, alpha: float) -> _Est:
-    """Point values a, b and bootstrap replicates ra, rb of one metric -> estimate, CI, p."""
-    z = NormalDist().inv_cdf(1 - alpha / 2)
+def _se_df(va: float, vb: float, ka: float, kb: float) -> tuple[float, float]:
+    """Standard error of B - A from bootstrap variances va, vb, each inflated by k/(k-1) for
+    k blocks per side (the divide-by-n bias of a variance from k units), and the Welch-
+    Satterthwaite degrees of freedom with k - 1 per side."""
+    va, vb = va * ka / (ka - 1), vb * kb / (kb - 1)
+    den = va * va / (ka - 1) + vb * vb / (kb - 1)
+    return math.sqrt(va + vb), ((va + vb) ** 2 / den if den > 0 else ka + kb - 2)
+
+
+def _t_test(est: float, se: float, df: float, alpha: float) -> tuple[float, float]:
+    """(two-sided p of est = 0, CI half-width) for a t statistic est / se with df."""
+    if se == 0:
+        return (1.0 if est == 0 else 0.0), 0.0
+    return t_two_sided_p(est / se, df), t_quantile(1 - alpha / 2, df) * se
+
+
+def _boot_row(metric: str, a: float, b: float, ra: np.ndarray, rb: np.ndarray,
+              ka: float, kb: float, alpha: float) -> _Est:
+    """Point values a, b, bootstrap replicates ra, rb (k blocks per side) -> estimate, CI, p."""
     if metric == "error_rate":
         if a == 0 and b == 0:
             return _Est(a, b, 1.0, (1.0, 1.0), note="no errors on either side", same=True)
-        ok = ~(np.isnan(ra) | np.isnan(rb))
-        ra, rb = ra[ok], rb[ok]
-        se = float((rb - ra).std(ddof=1))
-        dci = (b - a - z * se, b - a + z * se)
+        ra, rb = ra[~np.isnan(ra)], rb[~np.isnan(rb)]
+        se, df = _se_df(float(ra.var(ddof=1)), float(rb.var(ddof=1)), ka, kb)
+        p, hw = _t_test(b - a, se, df, alpha)
         ci: tuple[float | None, float | None] = (None, None)
-        if a > 0 and b > 0:  # ratio CI on the log scale, where both replicates have errors
-            with np.errstate(divide="ignore"):
-                lr = np.log(rb / ra)
-            lr = lr[np.isfinite(lr)]
-            if lr.size > 1:
-                sl = float(lr.std(ddof=1))
-                ci = (b / a * math.exp(-z * sl), b / a * math.exp(z * sl))
+        if a > 0 and b > 0:  # ratio CI on the log scale (delta method)
+            sl, dfl = _se_df(float(ra.var(ddof=1)) / a**2, float(rb.var(ddof=1)) / b**2, ka, kb)
+            hl = _t_test(1.0, sl, dfl, alpha)[1]
+            ci = (b / a * math.exp(-hl), b / a * math.exp(hl))
         elif a > 0:  # b == 0
-            ci = (0.0, None if dci[1] >= a else 1 + dci[1] / a)
-        else:  # a == 0 < b: the ratio is unbounded
-            ci = (None, None)
-        return _Est(a, b, b / a if a > 0 else None, ci, _z_p(b - a, se), dci)
+            ci = (0.0, None if hw >= a else 1 + hw / a)
+        return _Est(a, b, b / a if a > 0 else None, ci, p, (b - a - hw, b - a + hw))
     with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.log(rb / ra)
-    ok = np.isfinite(lr)
-    if ok.mean() < 1 - _MAX_NAN_SHARE or not (a > 0 and b > 0):
+        la, lb = np.log(ra), np.log(rb)
+    oka, okb = np.isfinite(la), np.isfinite(lb)
+    if min(oka.mean(), okb.mean()) < 1 - _MAX_NAN_SHARE or not (a > 0 and b > 0):
         return _Est(a, b, b / a if a > 0 else None,
                     note="too few requests: many resampled stretches of the run have none")
-    se = float(lr[ok].std(ddof=1))
+    se, df = _se_df(float(la[oka].var(ddof=1)), float(lb[okb].var(ddof=1)), ka, kb)
     est = math.log(b / a)
-    return _Est(a, b, b / a, (math.exp(est - z * se), math.exp(est + z * se)), _z_p(est, se),
-                log_halfwidth=z * se)
+    p, hw = _t_test(est, se, df, alpha)
+    return _Est(a, b, b / a, (math.exp(est - hw), math.exp(est + hw)), p, log_halfwidth=hw)
 
 
 def _run_row(metric: str, xa: np.ndarray, xb: np.ndarray, alpha: float) -> _Est:
     if xa.size < 2 or xb.size < 2:
         return _Est(None, None, note=f"needs at least 2 runs on each side (have {xa.size} and {xb.size})")
+    if np.isnan(xa).any() or np.isnan(xb).any():
+        return _Est(None, None, note="some runs have no requests for this name")
     if metric == "error_rate":
         a, b = float(xa.mean()), float(xb.mean())
         if a == 0 and b == 0:
@@ -614,7 +666,7 @@ def _run_row(metric: str, xa: np.ndarray, xb: np.ndarray, alpha: float) -> _Est:
             ci = (b / a * math.exp(-tq * sl), b / a * math.exp(tq * sl))
         p = t_two_sided_p(d / se, df) if se > 0 else (1.0 if d == 0 else 0.0)
         return _Est(a, b, b / a if a > 0 else None, ci, p, (d - tq * se, d + tq * se))
-    if np.any(~(xa > 0)) or np.any(~(xb > 0)):
+    if np.any(xa <= 0) or np.any(xb <= 0):
         return _Est(None, None, note="some runs have no requests for this name")
     la, lb = np.log(xa), np.log(xb)
     d, se, df = _welch(la, lb)
@@ -651,13 +703,18 @@ def _pct(r: float) -> str:
 
 
 def _more(est: _Est, d: float, unit: str) -> str:
-    """How much more data would likely let the CI settle the question."""
+    """What more data would likely settle an INCONCLUSIVE row, and roughly how much.
+
+    The CI half-width shrinks like 1/sqrt(data): to call a change beyond the threshold
+    the CI must exclude 1; to call SAME it must fit inside the band.
+    """
     what = "run longer" if unit == "second" else "run more repeats"
     hw, r = est.log_halfwidth, est.ratio
     if not hw or r is None or r <= 0:
         return what
-    room = math.log1p(d) - abs(math.log(r))
-    if room <= 0.1 * math.log1p(d):
+    lr, band = abs(math.log(r)), math.log1p(d)
+    room = lr if lr > band else band - lr
+    if room <= 0.1 * band:
         return f"{what} (the change is close to the {d:.0%} threshold)"
     k = (hw / room) ** 2
     if k <= 1.2:
@@ -714,18 +771,19 @@ def _method(cfg: CompareConfig, unit: str, blocks: dict[str, tuple[int, int]]) -
     thr = f"practical threshold {cfg.delta:.0%}" + (f" ({ds})" if ds else "")
     if unit == "second":
         ls = sorted({x for v in blocks.values() for x in v})
-        bl = f"{cfg.block_s} s" if cfg.block_s else \
-            "chosen per name from the lag-1 autocorrelation of per-second latency (" + \
-            ", ".join(f"{x} s" for x in ls) + ")"
-        core = (f"units: seconds; circular block bootstrap, {cfg.n_boot} replicates per side, "
-                f"blocks of {bl}; percentile {1 - cfg.alpha:.0%} CI of B/A; p-value: z-test of "
-                "log(B/A) (error rate: B-A) with the bootstrap standard error")
+        bl = f"{cfg.block_s} s" if cfg.block_s is not None else \
+            "max(sqrt n, Politis-White) seconds for latency and throughput, max(cbrt n, " \
+            "Politis-White) for error rate (" + (", ".join(f"{x} s" for x in ls) or "none") + ")"
+        core = (f"units: seconds; circular block bootstrap ({cfg.n_boot} replicates per side, blocks "
+                f"of {bl}) for the standard error of log(metric) on each side; t-test of log(B/A) "
+                "(error rate: B-A) with Welch df from the number of blocks, and the matching "
+                f"{1 - cfg.alpha:.0%} CI")
     else:
         core = ("units: runs (repeats); Welch t-test on the log of per-run values (error rate: on "
                 f"the per-run rates); t-based {1 - cfg.alpha:.0%} CI of the ratio of geometric means. "
                 "With few repeats the intervals are wide; per-run values are assumed log-normal")
     return (f"{core}; Benjamini-Hochberg across all rows at alpha={cfg.alpha:g}; {thr}; "
-            f"latency histogram: {cfg.latency_field}")
+            f"warm-up dropped: {cfg.warmup_s} s; latency histogram: {cfg.latency_field}")
 
 
 def compare(a: Mapping[str, Sample], b: Mapping[str, Sample], config: CompareConfig | None = None) -> Comparison:
@@ -741,13 +799,11 @@ def compare(a: Mapping[str, Sample], b: Mapping[str, Sample], config: CompareCon
                          "as single runs (samples_from_series) or both as repeats (samples_from_runs)")
     unit = units.pop() if units else "second"
     warnings: list[str] = []
-    if unit == "run" and cfg.warmup_s:
-        warnings.append("warmup_s is not applied to repeats here: pass it to samples_from_runs")
     names = sorted(set(a) & set(b))
     ests: list[tuple[str, str, _Est]] = []
     blocks: dict[str, tuple[int, int]] = {}
     for name in names:
-        sa, sb = (_drop_first(s, cfg.warmup_s) for s in (a[name], b[name]))
+        sa, sb = a[name], b[name]
         xa, xb = _arrays(sa, cfg.latency_field), _arrays(sb, cfg.latency_field)
         if unit == "run":
             va, vb = (_metrics(x, np.eye(x.count.size)) for x in (xa, xb))
@@ -763,15 +819,17 @@ def compare(a: Mapping[str, Sample], b: Mapping[str, Sample], config: CompareCon
             note = (f"too little data: {busy[0]} s with requests in A, {busy[1]} s in B "
                     f"(need {cfg.min_seconds})")
             for m in METRICS:
-                ests.append((name, m, _Est(_finite(pa[m][0]), _finite(pb[m][0]), note=note)))
+                va, vb = _finite(pa[m][0]), _finite(pb[m][0])
+                r = vb / va if va and vb is not None else None
+                ests.append((name, m, _Est(va, vb, r, note=note)))
             continue
-        la, lb = _block_len(xa, cfg), _block_len(xb, cfg)
-        blocks[name] = (la, lb)
-        ra = _metrics(xa, _block_weights(_rng(cfg.seed, name, 0), xa.count.size, la, cfg.n_boot))
-        rb = _metrics(xb, _block_weights(_rng(cfg.seed, name, 1), xb.count.size, lb, cfg.n_boot))
+        ra, ka, la = _bootstrap(xa, cfg, _rng(cfg.seed, name, 0))
+        rb, kb, lb = _bootstrap(xb, cfg, _rng(cfg.seed, name, 1))
+        blocks[name] = (*la, *lb)
         pa, pb = (_metrics(x, np.ones((1, x.count.size))) for x in (xa, xb))
         for m in METRICS:
-            ests.append((name, m, _boot_row(m, float(pa[m][0]), float(pb[m][0]), ra[m], rb[m], cfg.alpha)))
+            ests.append((name, m, _boot_row(m, float(pa[m][0]), float(pb[m][0]), ra[m], rb[m],
+                                            ka[m], kb[m], cfg.alpha)))
     tested = [i for i, (_, _, e) in enumerate(ests) if e.p is not None and not e.note]
     adj = dict(zip(tested, benjamini_hochberg([ests[i][2].p for i in tested]), strict=True))
     rows = []

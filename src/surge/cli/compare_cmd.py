@@ -80,7 +80,17 @@ def run_compare(a_spec: str, b_spec: str, store, config):
     from surge.results.select import load_side
 
     a, b = load_side(a_spec, store), load_side(b_spec, store)
-    return a, b, compare(*_pair(a, b, config.warmup_s), config)
+    return a, b, _with_mismatches(compare(*_pair(a, b, config.warmup_s), config), a, b)
+
+
+def _with_mismatches(cmp, a, b):
+    """Add warnings when the two sides did not run the same thing (scenario, model, options, host)."""
+    import dataclasses
+
+    from surge.results.select import mismatches
+
+    extra = mismatches(a, b)
+    return dataclasses.replace(cmp, warnings=[*cmp.warnings, *extra]) if extra else cmp
 
 
 def compare_options(f):
@@ -187,7 +197,7 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
             rec = store.get_baseline(branch, scenario=cur.scenario if cur else None)
             if rec is not None and rec.id not in current.run_ids:
                 base = load_side(rec.id, store)
-        cmp = compare(*_pair(base, current, config.warmup_s), config) if base else None
+        cmp = _with_mismatches(compare(*_pair(base, current, config.warmup_s), config), base, current) if base else None
         thresholds = _thresholds_of(current, store)
         gate = decide(cmp, thresholds)
         md = gate_markdown(gate, cmp, thresholds, run=current.label, baseline=base.label if base else None)

@@ -42,6 +42,8 @@ def render_comparison(console: Console, cmp: Any, a_label: str, b_label: str) ->
         console.print(f"only in A (not compared): {', '.join(cmp.only_in_a)}", style="yellow", markup=False)
     if cmp.only_in_b:
         console.print(f"only in B (not compared): {', '.join(cmp.only_in_b)}", style="yellow", markup=False)
+    for w in getattr(cmp, "warnings", []):
+        console.print(f"warning: {w}", style="yellow", markup=False)
     console.print(cmp.method, style="dim", markup=False)
 
 
@@ -55,4 +57,5 @@ def comparison_json(cmp: Any, a: Any, b: Any) -> dict[str, Any]:
         "rows": [asdict(r) for r in cmp.rows],
         "only_in_a": cmp.only_in_a,
         "only_in_b": cmp.only_in_b,
+        "warnings": list(getattr(cmp, "warnings", [])),
     }

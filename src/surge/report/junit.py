@@ -21,7 +21,8 @@ def gate_junit(cmp: Any | None, thresholds: list[dict[str, Any]], *, run: str) -
             cases += 1
             if r.verdict == "REGRESSED":
                 failures += 1
-                ET.SubElement(case, "failure", message=f"regressed x{r.ratio:.3f}: {r.reason}")
+                ratio = f"x{r.ratio:.3f}" if r.ratio is not None else "from zero"
+                ET.SubElement(case, "failure", message=f"regressed {ratio}: {r.reason}")
             elif r.verdict == "INCONCLUSIVE":
                 skipped += 1
                 ET.SubElement(case, "skipped", message=f"inconclusive: {r.reason}")

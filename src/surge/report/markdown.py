@@ -38,6 +38,8 @@ def comparison_markdown(cmp: Any, *, title: str = "surge compare", a_label: str 
             lines.append(f"Only in A: {', '.join(_esc(n) for n in cmp.only_in_a)}")
         if cmp.only_in_b:
             lines.append(f"Only in B: {', '.join(_esc(n) for n in cmp.only_in_b)}")
+    for w in getattr(cmp, "warnings", []):
+        lines.append(f"- ⚠️ {_esc(w)}")
     lines += ["", f"<sub>{_esc(cmp.method)}</sub>", ""]
     return "\n".join(lines)
 

@@ -15,13 +15,42 @@ from surge.results.rundir import read_series
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison: a label and one series per run (several = repeats)."""
+    """One side of a comparison: a label and one series per run (several = repeats).
+
+    Each run's series is cut at its planned duration: the seconds after it hold
+    only the in-flight tail and would bias throughput and widen every interval.
+    """
 
     label: str
     runs: list[list[SecondStats]]
     run_ids: list[str]
     scenario: str | None = None
     meta: dict[str, Any] | None = None
+    metas: tuple[dict[str, Any], ...] = ()
+
+
+def _cut(series: list[SecondStats], meta: dict[str, Any] | None) -> list[SecondStats]:
+    planned = (meta or {}).get("planned_duration_s")
+    if not planned or (meta or {}).get("model") in ("per-vu-iterations", "shared-iterations"):
+        return series  # iteration models end when their work is done, not at a planned time
+    cut = [st for st in series if st.second < int(planned)]
+    return cut or series
+
+
+def mismatches(a: Side, b: Side) -> list[str]:
+    """Differences in what was run that make a comparison questionable (scenario, model, options)."""
+    out = []
+    ma, mb = (a.metas or (a.meta,))[0] or {}, (b.metas or (b.meta,))[0] or {}
+    sa, sb = (ma.get("scenario") or {}), (mb.get("scenario") or {})
+    if sa.get("sha256") and sb.get("sha256") and sa["sha256"] != sb["sha256"]:
+        out.append("the scenario files differ (sha256): the workloads may not be comparable")
+    for key in ("model", "options", "workers"):
+        if ma.get(key) is not None and mb.get(key) is not None and ma[key] != mb[key]:
+            out.append(f"the runs differ in {key}: {ma[key]} vs {mb[key]}")
+    ha, hb = (ma.get("host") or {}).get("hostname"), (mb.get("host") or {}).get("hostname")
+    if ha and hb and ha != hb:
+        out.append(f"the runs were made on different hosts ({ha} vs {hb})")
+    return out
 
 
 def _from_dir(path: Path) -> Side:
@@ -37,7 +66,8 @@ def _from_dir(path: Path) -> Side:
     if not series:
         raise UsageError(f"run directory {path} has no measurements (empty series.jsonl)")
     scen = (meta.get("scenario") or {}).get("path") if isinstance(meta.get("scenario"), dict) else None
-    return Side(path.name, [series], [meta.get("run_id") or path.name], scen or (meta.get("hit") or {}).get("url"), meta)
+    return Side(path.name, [_cut(series, meta)], [meta.get("run_id") or path.name],
+                scen or (meta.get("hit") or {}).get("url"), meta, (meta,))
 
 
 def load_side(spec: str, store: Any | None) -> Side:
@@ -54,8 +84,13 @@ def load_side(spec: str, store: Any | None) -> Side:
         if not recs:
             raise UsageError(f"no runs tagged repeat_group={group} in the store: see `surge runs list`")
         recs.sort(key=lambda r: r.started_at)
-        return Side(spec, [store.series(r.id) for r in recs], [r.id for r in recs], recs[0].scenario)
+        return _from_store(spec, recs, store)
     ids = [s for s in spec.split(",") if s]
     recs = [store.get_run(i) for i in ids]
-    label = recs[0].id if len(recs) == 1 else f"{len(recs)} runs"
-    return Side(label, [store.series(r.id) for r in recs], [r.id for r in recs], recs[0].scenario)
+    return _from_store(recs[0].id if len(recs) == 1 else f"{len(recs)} runs", recs, store)
+
+
+def _from_store(label: str, recs: list[Any], store: Any) -> Side:
+    metas = tuple(store.documents(r.id)[0] for r in recs)
+    runs = [_cut(store.series(r.id), m) for r, m in zip(recs, metas, strict=True)]
+    return Side(label, runs, [r.id for r in recs], recs[0].scenario, None, metas)
