@@ -52,7 +52,8 @@ def history_cmd(name, metric, since, branch, scenario, min_segment, as_json, sto
             t.add_column(col)
         for i, (r, v) in enumerate(points):
             cp = at.get(i)
-            mark = (f"[bold {'red' if cp.direction == 'up' else 'green'}]{cp.direction} "
+            worse = (cp.direction == "up") != (metric == "rps")  # more req/s is better, more latency worse
+            mark = (f"[bold {'red' if worse else 'green'}]{cp.direction} "
                     f"{cp.magnitude * 100:+.1f}% (CI {cp.ci_low * 100:+.1f}%..{cp.ci_high * 100:+.1f}%, "
                     f"p={cp.p_value:.3g})[/]") if cp else ""
             t.add_row(r.id, str(r.started_at)[:19], (r.commit or "-")[:10], f"{v:,.3f}", mark)
@@ -65,5 +66,7 @@ def history_cmd(name, metric, since, branch, scenario, min_segment, as_json, sto
             click.echo("no recorded runs match: see `surge runs list`", err=True)
         elif len(points) < 2 * min_segment:
             click.echo(f"{len(points)} runs: change points need at least {2 * min_segment}", err=True)
+        elif len(points) < 12:
+            click.echo(f"{len(points)} runs: with fewer than ~12, only large shifts are detectable", err=True)
 
     guarded(go)
