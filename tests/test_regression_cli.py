@@ -1,0 +1,130 @@
+"""End to end: runs recorded in a store, then runs/baseline/compare/gate/history from the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import surge_cli
+
+SCEN = """
+from surge import check
+
+async def a(client):
+    r = await client.get("/delay/{ms}", name="/work")
+    check(r, {{"200": lambda r: r.status == 200}})
+"""
+
+
+@pytest.fixture(scope="module")
+def history(test_server, tmp_path_factory):
+    """Three runs in a fresh store: two at 10 ms, one at 14 ms (+40 %), 6 s each."""
+    d = tmp_path_factory.mktemp("regress")
+    store = f"sqlite:///{d / 'store.db'}"
+    ids = []
+    for i, ms in enumerate((10, 10, 14)):
+        f = d / "s.py"  # one scenario (baselines are per branch and scenario); its delay changes
+        f.write_text(SCEN.format(ms=ms))
+        res = surge_cli("run", f, "--base-url", test_server, "--vus", "8", "-d", "6s", "-w", "1", "--out", d / "runs",
+                        "--store", store, "--json", "-t", "p95<1s", "--tag", f"n={i}")
+        assert res.rc == 0, res
+        ids.append(res.data["stored_as"])
+    return store, ids, d
+
+
+def test_runs_list_show_tag(history):
+    store, ids, _ = history
+    res = surge_cli("runs", "list", "--store", store, "--json")
+    assert res.rc == 0, res
+    listed = [r["id"] for r in json.loads(res.stdout)]
+    assert listed == list(reversed(ids))  # newest first
+    res = surge_cli("runs", "show", ids[0][:22], "--store", store, "--json")
+    assert res.rc == 0 and json.loads(res.stdout)["id"] == ids[0]
+    assert surge_cli("runs", "tag", ids[0], "env=ci", "--store", store).rc == 0
+    res = surge_cli("runs", "list", "--store", store, "--tag", "env=ci", "--json")
+    assert [r["id"] for r in json.loads(res.stdout)] == [ids[0]]
+
+
+def test_unknown_run_is_one_clear_line(history):
+    store, _, _ = history
+    res = surge_cli("compare", "nosuchrun", "latest", "--store", store)
+    assert res.rc == 2
+    assert "nosuchrun" in res.stderr and "Traceback" not in res.stderr
+    assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
+
+
+def test_compare_same_and_regressed(history):
+    store, ids, _ = history
+    same = surge_cli("compare", ids[0], ids[1], "--store", store, "--json")
+    assert same.rc == 0, same
+    rows = json.loads(same.stdout)["rows"]
+    assert {r["verdict"] for r in rows} <= {"SAME", "INCONCLUSIVE"}
+    worse = surge_cli("compare", ids[1], ids[2], "--store", store, "--json", "--markdown", "-")
+    data = json.loads(worse.stdout[: worse.stdout.rindex("}") + 1])
+    verdicts = {r["metric"]: r["verdict"] for r in data["rows"]}
+    assert verdicts["p50"] == "REGRESSED" and verdicts["mean"] == "REGRESSED"
+    assert "| GET /work | p50 |" in worse.stdout  # the Markdown table followed the JSON
+
+
+def test_gate_exit_codes_junit_and_step_summary(history, tmp_path):
+    store, ids, _ = history
+    summary = tmp_path / "step.md"
+    junit = tmp_path / "gate.xml"
+    env_before = os.environ.get("GITHUB_STEP_SUMMARY")
+    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
+    try:
+        ok = surge_cli("gate", ids[1], "--baseline", ids[0], "--store", store)
+        bad = surge_cli("gate", ids[2], "--baseline", ids[1], "--store", store, "--junit", junit)
+    finally:
+        if env_before is None:
+            os.environ.pop("GITHUB_STEP_SUMMARY", None)
+        else:
+            os.environ["GITHUB_STEP_SUMMARY"] = env_before
+    assert ok.rc == 0, ok
+    assert bad.rc == 4, bad
+    suite = ET.parse(junit).getroot()
+    assert int(suite.get("failures")) >= 2  # p50 and mean regressed at least
+    assert any(tc.get("classname") == "surge.thresholds" for tc in suite.iter("testcase"))
+    text = summary.read_text()
+    assert "surge gate passed" in text and "surge gate failed" in text
+
+
+def test_gate_uses_branch_baseline_and_thresholds(history):
+    store, ids, _ = history
+    assert surge_cli("baseline", "set", ids[1], "--branch", "main", "--store", store).rc == 0
+    res = surge_cli("baseline", "show", "--branch", "main", "--store", store)
+    assert res.stdout.strip() == ids[1]
+    res = surge_cli("gate", ids[2], "--branch", "main", "--store", store, "--json")
+    assert res.rc == 4 and json.loads(res.stdout)["baseline"] == ids[1]
+    # No baseline on another branch: thresholds only (they passed).
+    res = surge_cli("gate", ids[2], "--branch", "nobranch", "--store", store)
+    assert res.rc == 0 and "no baseline" in res.stdout
+
+
+def test_history_json(history):
+    store, ids, _ = history
+    res = surge_cli("history", "--name", "/work", "--metric", "p50", "--store", store, "--json")
+    assert res.rc == 0, res
+    data = json.loads(res.stdout)
+    assert [p["run"] for p in data["points"]] == ids
+    assert data["points"][2]["value"] > data["points"][0]["value"] * 1.2
+
+
+def test_import_and_delete(history, tmp_path):
+    _, ids, d = history
+    store = f"sqlite:///{tmp_path / 'other.db'}"
+    (d / "runs" / "not-a-run").mkdir(exist_ok=True)
+    res = surge_cli("runs", "import", d / "runs", "--store", store)
+    assert res.rc == 0 and "imported 3 run(s)" in res.stderr and "skipped" in res.stderr
+    assert surge_cli("runs", "delete", ids[0], "--yes", "--store", store).rc == 0
+    res = surge_cli("runs", "list", "--store", store, "--json")
+    assert len(json.loads(res.stdout)) == 2
+
+
+def test_corrupt_store_is_a_run_error(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    res = surge_cli("runs", "list", "--store", f"sqlite:///{bad}")
+    assert res.rc == 1 and "Traceback" not in res.stderr and str(bad) in res.stderr
