@@ -7,6 +7,7 @@ import os
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from conftest import surge_cli
 
 SCEN = """
