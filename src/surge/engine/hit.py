@@ -11,18 +11,17 @@ from the scheduled time (coordinated-omission free, like wrk2).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import deque
 from time import monotonic_ns
 
 import httptools
 
 from surge.api.errors import ErrorKind
-from surge.engine.http.connection import RequestFailed, classify_connect_error
+from surge.engine.http.connection import RequestFailed, classify_connect_error, set_nodelay
 from surge.engine.http.pool import make_ssl_context
 from surge.engine.http.url import build_request, split_url
 from surge.engine.messages import WorkerPlan
-from surge.engine.models.arrival import BURST
+from surge.engine.models.arrival import due_arrivals
 from surge.engine.models.schedule import RateCurve, split_int
 from surge.engine.recorder import Recorder
 from surge.engine.runtime import NS, Runtime, Share
@@ -46,12 +45,7 @@ class _FastConn(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         if not self.first:
@@ -249,25 +243,7 @@ class HitRunner:
 
     # -- open mode -------------------------------------------------------------
     async def _dispatch(self, rt: Runtime) -> None:
-        rng_phase = self.share.index / self.share.count
-        import random
-
-        arrivals = self.curve.arrivals(poisson=self.poisson, phase=rng_phase,
-                                       rng=random.Random(rt.seed * 7919 + self.share.index))
-        burst = 0
-        for off in arrivals:
-            t = rt.start_ns + int(off * NS)
-            if t >= self.end_ns:
-                break
-            now = monotonic_ns()
-            if t > now:
-                burst = 0
-                if not await rt.sleep_until(t):
-                    break
-                now = monotonic_ns()
-            elif rt.stop.is_set():
-                break
-            rt.note_lag(t, now)
+        async for t, now in due_arrivals(rt, self.curve, poisson=self.poisson, share=self.share, end_ns=self.end_ns):
             while self.idle:
                 conn = self.idle.pop()
                 if not conn.closed:
@@ -276,10 +252,6 @@ class HitRunner:
                     break
             else:
                 self.backlog.append(t)
-            burst += 1
-            if burst >= BURST:
-                burst = 0
-                await asyncio.sleep(0)
         # Requests still queued when the schedule ends were never sent: they are
         # counted as dropped, not silently forgotten.
         for t in self.backlog:

@@ -19,6 +19,16 @@ from surge.api.errors import ErrorKind
 from surge.engine.http.url import Origin
 
 
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """Send small requests at once (no Nagle delay waiting for the previous ACK)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 class RequestFailed(Exception):
     """A request that got no (complete) response; ``kind`` says why."""
 
@@ -84,12 +94,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.loop = asyncio.get_running_loop()
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         if not self._got_bytes:

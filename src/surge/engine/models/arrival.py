@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from time import monotonic_ns
 
 from surge.api.options import Options
@@ -43,6 +44,36 @@ async def _vu_worker(rt: Runtime, slot: VUSlot, idle: list[VUSlot], first: int) 
         intended = await fut
 
 
+async def due_arrivals(
+    rt: Runtime, curve: RateCurve, *, poisson: bool, share: Share, end_ns: int
+) -> AsyncIterator[tuple[int, int]]:
+    """Yield ``(due_ns, now_ns)`` for each arrival of this worker's share of ``curve``,
+    sleeping until it is due; ends at ``end_ns`` or on stop. Records schedule lag.
+
+    Shared by the scenario dispatcher below and ``surge hit``'s fast path.
+    """
+    rng = random.Random(rt.seed * 7919 + share.index)
+    burst = 0
+    for off in curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng):
+        t = rt.start_ns + int(off * NS)
+        if t >= end_ns:
+            return
+        now = monotonic_ns()
+        if t > now:
+            burst = 0
+            if not await rt.sleep_until(t):
+                return
+            now = monotonic_ns()
+        elif rt.stop.is_set():
+            return
+        rt.note_lag(t, now)
+        yield t, now
+        burst += 1
+        if burst >= BURST:  # far behind schedule: let responses in between
+            burst = 0
+            await asyncio.sleep(0)
+
+
 async def dispatch(
     rt: Runtime, curve: RateCurve, *, poisson: bool, pre_vus: int, max_vus: int, share: Share, grace_s: float
 ) -> None:
@@ -55,23 +86,7 @@ async def dispatch(
         slot.waiter = loop.create_future()
         idle.append(slot)
         tasks.append(asyncio.create_task(_park(rt, slot, idle)))
-    rng = random.Random(rt.seed * 7919 + share.index)
-    arrivals = curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng)
-    end = rt.at_ns(curve.duration)
-    burst = 0
-    for off in arrivals:
-        t = rt.start_ns + int(off * NS)
-        if t >= end:
-            break
-        now = monotonic_ns()
-        if t > now:
-            burst = 0
-            if not await rt.sleep_until(t):
-                break
-            now = monotonic_ns()
-        elif rt.stop.is_set():
-            break
-        rt.note_lag(t, now)
+    async for t, _ in due_arrivals(rt, curve, poisson=poisson, share=share, end_ns=rt.at_ns(curve.duration)):
         # A VU is busy from the moment it is handed an arrival, not from when its
         # task first runs: the end-of-run wait must see it.
         if idle:
@@ -86,10 +101,6 @@ async def dispatch(
             rt.recorder.started[rt.recorder.second_of(t)] += 1
         else:
             rt.recorder.dropped[rt.recorder.second_of(t)] += 1
-        burst += 1
-        if burst >= BURST:
-            burst = 0
-            await asyncio.sleep(0)
     # VU tasks never end by themselves (they wait for the next arrival): wait
     # for the iterations in flight, not for the tasks.
     grace = min(grace_s, 1.0) if rt.stop.is_set() else grace_s

@@ -79,6 +79,16 @@ def grace(rt: Runtime, configured: float) -> float:
     return min(configured, 1.0) if rt.stop.is_set() else configured
 
 
+async def until_done(rt: Runtime, tasks: list[asyncio.Task], end_ns: int, graceful_stop: float) -> None:
+    """Iteration-count models: wait for the VUs to finish their work, or for the
+    max-duration bound (or a stop), then give in-flight iterations the graceful stop."""
+    waiter = asyncio.ensure_future(asyncio.wait(tasks))
+    stopper = asyncio.ensure_future(rt.sleep_until(end_ns))
+    await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    await rt.finish(tasks, grace(rt, graceful_stop))
+
+
 def require(value, message: str):
     from surge.api.errors import UsageError
 

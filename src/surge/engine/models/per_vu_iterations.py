@@ -6,7 +6,7 @@ import asyncio
 from typing import ClassVar
 
 from surge.api.options import Options
-from surge.engine.models.base import DEFAULT_MAX_DURATION, grace, require, vu_loop
+from surge.engine.models.base import DEFAULT_MAX_DURATION, require, until_done, vu_loop
 from surge.engine.models.schedule import split_int
 from surge.engine.runtime import Runtime, Share
 
@@ -40,8 +40,4 @@ class PerVUIterations:
             return  # this worker got no VUs: nothing to wait for
         tasks = [asyncio.create_task(vu_loop(rt, rt.new_vu(), end, max_iterations=self.iterations))
                  for _ in range(self.vus)]
-        waiter = asyncio.ensure_future(asyncio.wait(tasks)) if tasks else None
-        stopper = asyncio.ensure_future(rt.sleep_until(end))
-        await asyncio.wait([f for f in (waiter, stopper) if f], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        await rt.finish(tasks, grace(rt, self.graceful_stop))
+        await until_done(rt, tasks, end, self.graceful_stop)
