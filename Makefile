@@ -18,7 +18,7 @@ demo: setup  ## start the demo shop, load test it for $(DURATION), print the sum
 	$(BIN)/surge demo run examples/shop.py --duration $(DURATION)
 
 test: setup  ## the whole test suite
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -p no:cacheprovider tests
 
 lint: setup
 	$(BIN)/ruff check src tests bench examples
