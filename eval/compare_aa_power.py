@@ -114,7 +114,7 @@ def simulate(args: argparse.Namespace) -> None:
     print(f"simulated: {args.pairs} pairs x {args.names} names per cell, n_boot={cfg.n_boot}, "
           f"delta={cfg.delta:.0%}, alpha={cfg.alpha}")
     print(f"{'model':10s} {'run':>5s}  {'A/A false pos.':>15s}  {'raw p<.05 (p50)':>16s}  "
-          f"{'Mann-Whitney':>12s}  {'power (+20%)':>12s}  {'A/A SAME p50':>12s}  {'s/compare':>9s}")
+          f"{'Mann-Whitney':>12s}  {f'power (+{args.shift:.0%})':>12s}  {'A/A SAME p50':>12s}  {'s/compare':>9s}")
     for model, drift in (("ar1", 0.0), ("ar1+drift", 0.05)):
         for secs in args.seconds:
             rng = np.random.default_rng(1000 * secs + int(drift * 100))
@@ -123,7 +123,7 @@ def simulate(args: argparse.Namespace) -> None:
             for i in range(args.pairs):
                 a, ra = simulate_run(rng, secs, args.names, drift_sd=drift)
                 b, rb = simulate_run(rng, secs, args.names, drift_sd=drift)
-                b2, _ = simulate_run(rng, secs, args.names, drift_sd=drift, scale=1.2)
+                b2, _ = simulate_run(rng, secs, args.names, drift_sd=drift, scale=1.0 + args.shift)
                 t0 = time.perf_counter()
                 c = compare(a, b, CompareConfig(n_boot=args.n_boot, seed=i))
                 c2 = compare(a, b2, CompareConfig(n_boot=args.n_boot, seed=i))
@@ -240,6 +240,7 @@ def main() -> None:
     ap.add_argument("--seconds", default="10,30,60", help="simulated run lengths")
     ap.add_argument("--duration", type=int, default=10, help="live run length, s")
     ap.add_argument("--vus", type=int, default=10, help="live VUs")
+    ap.add_argument("--shift", type=float, default=0.2, help="simulated slowdown of B for power (0.2 = +20 %%)")
     ap.add_argument("--n-boot", type=int, default=2000)
     args = ap.parse_args()
     args.seconds = [int(s) for s in args.seconds.split(",")]
