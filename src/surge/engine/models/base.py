@@ -79,6 +79,26 @@ def grace(rt: Runtime, configured: float) -> float:
     return min(configured, 1.0) if rt.stop.is_set() else configured
 
 
+class IterationModel:
+    """What the two iteration-count models share: a VU count, an iteration count and
+    the max-duration bound; subclasses say how VUs take iterations in ``run``."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, vus: int, iterations: int, max_duration: float, graceful_stop: float) -> None:
+        self.vus, self.iterations = vus, iterations
+        self.planned_duration, self.graceful_stop = max_duration, graceful_stop
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vus={self.vus}, iterations={self.iterations})"
+
+    def target_rate(self, t: float) -> float:
+        return 0.0
+
+    def target_vus(self, t: float) -> int:
+        return self.vus
+
+
 async def until_done(rt: Runtime, tasks: list[asyncio.Task], end_ns: int, graceful_stop: float) -> None:
     """Iteration-count models: wait for the VUs to finish their work, or for the
     max-duration bound (or a stop), then give in-flight iterations the graceful stop."""

@@ -6,20 +6,19 @@ import asyncio
 from typing import ClassVar
 
 from surge.api.options import Options
-from surge.engine.models.base import DEFAULT_MAX_DURATION, require, until_done, vu_loop
+from surge.engine.models.base import (
+    DEFAULT_MAX_DURATION,
+    IterationModel,
+    require,
+    until_done,
+    vu_loop,
+)
 from surge.engine.models.schedule import split_int
 from surge.engine.runtime import Runtime, Share
 
 
-class PerVUIterations:
+class PerVUIterations(IterationModel):
     name: ClassVar[str] = "per-vu-iterations"
-
-    def __init__(self, vus: int, iterations: int, max_duration: float, graceful_stop: float) -> None:
-        self.vus, self.iterations = vus, iterations
-        self.planned_duration, self.graceful_stop = max_duration, graceful_stop
-
-    def __repr__(self) -> str:
-        return f"PerVUIterations(vus={self.vus}, iterations={self.iterations})"
 
     @classmethod
     def from_options(cls, o: Options, share: Share) -> PerVUIterations:
@@ -27,12 +26,6 @@ class PerVUIterations:
         return cls(split_int(o.vus if o.vus is not None else 1, share.index, share.count), its,
                    o.max_duration or DEFAULT_MAX_DURATION,
                    o.graceful_stop if o.graceful_stop is not None else 30.0)
-
-    def target_rate(self, t: float) -> float:
-        return 0.0
-
-    def target_vus(self, t: float) -> int:
-        return self.vus
 
     async def run(self, rt: Runtime) -> None:
         end = rt.at_ns(self.planned_duration)

@@ -12,6 +12,7 @@ from typing import ClassVar
 from surge.api.options import Options
 from surge.engine.models.base import (
     DEFAULT_MAX_DURATION,
+    IterationModel,
     SharedCounter,
     require,
     until_done,
@@ -21,15 +22,8 @@ from surge.engine.models.schedule import split_int
 from surge.engine.runtime import Runtime, Share
 
 
-class SharedIterations:
+class SharedIterations(IterationModel):
     name: ClassVar[str] = "shared-iterations"
-
-    def __init__(self, vus: int, iterations: int, max_duration: float, graceful_stop: float) -> None:
-        self.vus, self.iterations = vus, iterations
-        self.planned_duration, self.graceful_stop = max_duration, graceful_stop
-
-    def __repr__(self) -> str:
-        return f"SharedIterations(vus={self.vus}, iterations={self.iterations})"
 
     @classmethod
     def from_options(cls, o: Options, share: Share) -> SharedIterations:
@@ -42,12 +36,6 @@ class SharedIterations:
         mine = split_int(its, with_vus.index(share.index), len(with_vus)) if vus else 0
         return cls(min(vus, mine) if mine else 0, mine, o.max_duration or DEFAULT_MAX_DURATION,
                    o.graceful_stop if o.graceful_stop is not None else 30.0)
-
-    def target_rate(self, t: float) -> float:
-        return 0.0
-
-    def target_vus(self, t: float) -> int:
-        return self.vus
 
     async def run(self, rt: Runtime) -> None:
         end = rt.at_ns(self.planned_duration)
