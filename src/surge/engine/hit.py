@@ -26,6 +26,7 @@ from surge.engine.models.schedule import RateCurve, split_int
 from surge.engine.recorder import Recorder
 from surge.engine.runtime import NS, Runtime, Share
 
+_HTTP_4XX, _HTTP_5XX = int(ErrorKind.HTTP_4XX), int(ErrorKind.HTTP_5XX)
 SWEEP_PERIOD = 0.1  # s between timeout sweeps (no per-request timers on this path)
 RECONNECT_PAUSE = 0.01  # s before reopening after a failed connect (avoids a hot loop)
 
@@ -92,6 +93,7 @@ class HitRunner:
         self.connect_t, self.read_t, self.total_t = plan.timeouts
         self.ssl = make_ssl_context(plan.insecure) if self.origin.tls else None
         self.key = recorder.key_id("hit", target.split("?", 1)[0], spec.method)
+        self._extend = recorder.extend
         self.share = share
         self.runtime = Runtime(scenarios=(), recorder=recorder, make_client=None, share=share,
                                start_ns=recorder.start_ns, seed=plan.seed)
@@ -195,13 +197,22 @@ class HitRunner:
             self.idle.append(conn)
 
     def completed(self, conn: _FastConn, status: int, keep_alive: bool) -> None:
+        # The hottest function of `surge hit`: every call and attribute lookup
+        # saved here is ~1-2 % of max req/s (measured against nginx on one core).
         now = monotonic_ns()
-        err = ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX if status >= 400 else 0
-        self.recorder.add(self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes, int(err))
+        self._extend((self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes,
+                      0 if status < 400 else _HTTP_5XX if status >= 500 else _HTTP_4XX))
         conn.busy = False
-        self._count_one()
+        if self.iterations is not None:
+            self._count_one()
         if keep_alive and not conn.closed:
-            self._next(conn, now)
+            if self.curve is None and self.running and now < self.end_ns and (
+                self.iterations is None or self.sent < self.iterations
+            ):
+                self.sent += 1
+                conn.send(self.request, now, now)  # closed model: next request at once
+            else:
+                self._next(conn, now)
         else:
             conn.transport.close()
 
