@@ -65,12 +65,9 @@ class ConnectionPool:
         return None
 
     async def acquire(self, origin: Origin) -> HttpConnection:
-        idle = self._idle.get(origin)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed:
-                return conn
-            self._forget(conn)
+        conn = self.try_acquire(origin)
+        if conn is not None:
+            return conn
         cap = self.max_per_origin
         if cap is not None and self._open.get(origin, 0) >= cap:
             fut = asyncio.get_running_loop().create_future()
