@@ -8,17 +8,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from surge.report.markdown import format_metric
+
 _STYLE = {"REGRESSED": "bold red", "IMPROVED": "green", "SAME": "dim", "INCONCLUSIVE": "yellow"}
 
 
 def _num(v: float | None, metric: str) -> str:
-    if v is None:
-        return "-"
-    if metric == "error_rate":
-        return f"{v * 100:.2f}%"
-    if metric == "throughput":
-        return f"{v:,.1f}/s"
-    return f"{v:,.2f}"
+    return format_metric(v, metric, missing="-", ms="")  # the table's title says ms
 
 
 def render_comparison(console: Console, cmp: Any, a_label: str, b_label: str) -> None:

@@ -11,14 +11,19 @@ def _esc(text: str) -> str:
     return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _num(v: float | None, metric: str) -> str:
+def format_metric(v: float | None, metric: str, *, missing: str = "–", ms: str = " ms") -> str:
+    """A compared value in its unit: error rate as %, throughput as /s, latency in ms."""
     if v is None:
-        return "–"
+        return missing
     if metric == "error_rate":
         return f"{v * 100:.2f}%"
     if metric == "throughput":
         return f"{v:,.1f}/s"
-    return f"{v:,.2f} ms"
+    return f"{v:,.2f}{ms}"
+
+
+def _num(v: float | None, metric: str) -> str:
+    return format_metric(v, metric)
 
 
 def comparison_markdown(cmp: Any, *, title: str = "surge compare", a_label: str = "A", b_label: str = "B") -> str:

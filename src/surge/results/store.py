@@ -159,6 +159,15 @@ def _normalise(raw: str, source: str) -> URL:
     return url
 
 
+def _make_parent(path: Path, url: Any) -> None:
+    """Create the SQLite file's directory, or say in one line why it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"run store {_display(url)}: cannot create {path.parent}: {exc.strerror}; "
+                       f"use --store or ${ENV_VAR} to put it elsewhere") from None
+
+
 def _sqlite_file(url: URL) -> Path | None:
     db = url.database
     if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
@@ -182,11 +191,7 @@ def store_url(explicit: str | None) -> str:
     url = _normalise(raw, source)
     path = _sqlite_file(url)
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunError(f"run store {_display(url)}: cannot create {path.parent}: {exc.strerror}; "
-                           f"use --store or ${ENV_VAR} to put it elsewhere") from None
+        _make_parent(path, url)
     raw = raw.strip()
     return raw if "://" in raw else "sqlite:///" + raw
 
@@ -438,11 +443,7 @@ class Store:
         if u.get_backend_name() == "sqlite":
             path = _sqlite_file(u)
             if path is not None:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise RunError(f"run store {_display(u)}: cannot create {path.parent}: "
-                                   f"{exc.strerror}; use --store or ${ENV_VAR} to put it elsewhere") from None
+                _make_parent(path, u)
                 if path.is_dir():
                     raise RunError(f"run store {_display(u)}: {path} is a directory; "
                                    "give the path of a database file")
