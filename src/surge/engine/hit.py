@@ -17,7 +17,7 @@ from time import monotonic_ns
 import httptools
 
 from surge.api.errors import ErrorKind
-from surge.engine.http.connection import RequestFailed, classify_connect_error, set_nodelay
+from surge.engine.http.connection import classify_connect_error, set_nodelay
 from surge.engine.http.pool import make_ssl_context
 from surge.engine.http.url import build_request, split_url
 from surge.engine.messages import WorkerPlan
@@ -270,4 +270,4 @@ class HitRunner:
         self.backlog.clear()
 
 
-__all__ = ["HitRunner", "RequestFailed"]
+__all__ = ["HitRunner"]

@@ -61,15 +61,6 @@ class Timeouts:
         return f"Timeouts(connect={self.connect}, read={self.read}, total={self.total})"
 
 
-def status_error(status: int) -> int:
-    """Error kind value for an HTTP status (0 = OK)."""
-    if status >= 500:
-        return ErrorKind.HTTP_5XX
-    if status >= 400:
-        return ErrorKind.HTTP_4XX
-    return 0
-
-
 class Client:
     """HTTP client for scenarios: ``await client.get("/path", name="/path")``.
 
