@@ -1,0 +1,270 @@
+"""Universal Scalability Law: X(N) = λN / (1 + σ(N−1) + κN(N−1)).
+
+N is the load (concurrency: VUs, threads, processors), X(N) the throughput
+(req/s, or whatever unit the data has). σ (contention, 0..1) is the share of
+the work that serialises; κ (coherency, >= 0) the cost of keeping N workers
+consistent with each other, which makes throughput fall beyond a peak; λ the
+throughput of one worker.
+
+The fit is bounded nonlinear least squares (scipy ``least_squares``, trust
+region reflective) on all three parameters, as the R ``usl`` package (the
+reference) does: it needs no N = 1 measurement and does not normalise by one.
+Confidence intervals are the asymptotic ones of R's ``nls``/``confint.default``:
+standard errors from the Jacobian at the optimum, cov = s²(JᵀJ)⁻¹ with
+s² = RSS/(n − 3), times the Student t quantile with n − 3 degrees of freedom.
+The peak concurrency N* = sqrt((1 − σ)/κ) and the peak throughput X(N*) get
+intervals by the delta method (their gradient through the same covariance).
+All intervals are clipped to the parameters' domains (σ in [0, 1], κ >= 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import least_squares
+
+from surge.api.errors import UsageError
+
+MIN_DISTINCT_LOADS = 3  # three parameters: fewer distinct loads cannot pin them down
+
+CI_METHOD = ("asymptotic t-interval from the Jacobian (as R nls confint.default), n-3 df; "
+             "N* and X(N*) by the delta method")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A fitted quantity with its standard error and confidence interval (same unit)."""
+
+    value: float
+    se: float
+    low: float
+    high: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": _num(self.value), "se": _num(self.se), "low": _num(self.low), "high": _num(self.high)}
+
+
+@dataclass(frozen=True)
+class USLFit:
+    """A USL fit of throughput against load.
+
+    ``sigma`` (contention, 0..1), ``kappa`` (coherency, 1/load²), ``lam`` (throughput
+    of one unit of load, in the throughput's unit). ``n_peak`` is N* = sqrt((1−σ)/κ)
+    (None when κ = 0: throughput never falls), ``x_peak`` the throughput there
+    (X(N*), or the asymptote λ/σ when κ = 0; inf when σ = κ = 0). ``limit`` is
+    ``coherency``, ``contention`` or ``linear``; ``verdict`` says it in one line.
+    """
+
+    sigma: Estimate
+    kappa: Estimate
+    lam: Estimate
+    n_peak: Estimate | None
+    x_peak: Estimate
+    r2: float
+    residuals: tuple[float, ...]
+    load: tuple[float, ...]
+    throughput: tuple[float, ...]
+    level: float
+    limit: str
+    verdict: str
+    method: str = CI_METHOD
+    notes: tuple[str, ...] = field(default=())
+
+    def predict(self, n: Any) -> np.ndarray:
+        """Throughput the model predicts at load(s) ``n``."""
+        return usl(np.asarray(n, dtype=np.float64), self.sigma.value, self.kappa.value, self.lam.value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": "X(N) = lambda*N / (1 + sigma*(N-1) + kappa*N*(N-1))",
+            "sigma": self.sigma.to_json(),
+            "kappa": self.kappa.to_json(),
+            "lambda": self.lam.to_json(),
+            "n_peak": self.n_peak.to_json() if self.n_peak else None,
+            "x_peak": self.x_peak.to_json(),
+            "r2": _num(self.r2),
+            "residuals": [_num(r) for r in self.residuals],
+            "confidence_level": self.level,
+            "ci_method": self.method,
+            "limit": self.limit,
+            "verdict": self.verdict,
+            "notes": list(self.notes),
+        }
+
+
+def usl(n: np.ndarray, sigma: float, kappa: float, lam: float) -> np.ndarray:
+    """X(N) = λN / (1 + σ(N−1) + κN(N−1))."""
+    return lam * n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0))
+
+
+def peak_load(sigma: float, kappa: float) -> float:
+    """N* = sqrt((1 − σ)/κ), the load of maximum throughput; inf when κ = 0."""
+    return math.sqrt(max(1.0 - sigma, 0.0) / kappa) if kappa > 0 else math.inf
+
+
+def peak_throughput(sigma: float, kappa: float, lam: float) -> float:
+    """X(N*), or the asymptote λ/σ when κ = 0 (inf when σ = κ = 0)."""
+    if kappa > 0:
+        return float(usl(np.float64(peak_load(sigma, kappa)), sigma, kappa, lam))
+    return lam / sigma if sigma > 0 else math.inf
+
+
+def check_points(load: Any, throughput: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float arrays; :class:`UsageError` naming what is wrong."""
+    n = np.asarray(load, dtype=np.float64).ravel()
+    x = np.asarray(throughput, dtype=np.float64).ravel()
+    if n.size != x.size:
+        raise UsageError(f"load and throughput differ in length ({n.size} vs {x.size})")
+    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(x))):
+        raise UsageError("load and throughput must be finite numbers (found NaN or inf)")
+    if np.any(n <= 0):
+        raise UsageError("every load must be > 0 (a USL point at load 0 carries no information)")
+    if np.any(x < 0):
+        raise UsageError("throughput cannot be negative")
+    distinct = np.unique(n).size
+    if distinct < MIN_DISTINCT_LOADS:
+        raise UsageError(
+            f"the USL needs measurements at >= {MIN_DISTINCT_LOADS} distinct loads to fit σ, κ and λ; "
+            f"got {distinct}: measure more load levels (e.g. --stages 0s:1,30s:1,0s:4,30s:4,0s:16,30s:16)"
+        )
+    if not np.any(x > 0):
+        raise UsageError("every throughput is 0: nothing completed, there is nothing to fit")
+    return n, x
+
+
+def _best_lambda(n: np.ndarray, x: np.ndarray, sigma: float, kappa: float) -> float:
+    """For fixed σ, κ the model is linear in λ: the least-squares λ in closed form."""
+    f = usl(n, sigma, kappa, 1.0)
+    return float(max(np.dot(f, x) / np.dot(f, f), 1e-12))
+
+
+def _solve(n: np.ndarray, x: np.ndarray) -> Any:
+    def resid(p: np.ndarray) -> np.ndarray:
+        return usl(n, p[0], p[1], p[2]) - x
+
+    nmax = float(n.max())
+    best = None
+    # Several starts: the surface is flat along κ when the data never turn down.
+    for s0 in (0.001, 0.05, 0.3):
+        for k0 in (0.0, 1e-3 / nmax**2, 0.1 / nmax**2, 1.0 / nmax**2):
+            p0 = np.array([s0, k0, _best_lambda(n, x, s0, k0)])
+            r = least_squares(resid, p0, bounds=([0.0, 0.0, 0.0], [1.0, np.inf, np.inf]),
+                              method="trf", x_scale="jac", xtol=1e-15, ftol=1e-15, gtol=1e-15,
+                              max_nfev=5000)
+            if best is None or r.cost < best.cost * (1 - 1e-12):
+                best = r
+    return best
+
+
+def fit_usl(load: Any, throughput: Any, level: float = 0.95) -> USLFit:
+    """Fit the USL to measured (load, throughput) points.
+
+    ``load`` > 0 (concurrency), ``throughput`` >= 0 (req/s or any rate unit),
+    at least three distinct loads. ``level`` is the confidence level of the
+    intervals (0.95 = 95 %). Raises :class:`UsageError` on unusable data.
+    """
+    n, x = check_points(load, throughput)
+    res = _solve(n, x)
+    sigma, kappa, lam = (float(v) for v in res.x)
+    nmax = float(n.max())
+    # The solver stops a hair inside a bound (κ = 1e-27): snap terms that cannot matter
+    # over the measured loads to exactly 0, so N* is "none" rather than 10^13.
+    if kappa * nmax * max(nmax - 1.0, 1.0) < 1e-9:
+        kappa = 0.0
+    if sigma * max(nmax - 1.0, 1.0) < 1e-9:
+        sigma = 0.0
+    resid = x - usl(n, sigma, kappa, lam)
+    dof = n.size - 3
+    rss = float(np.dot(resid, resid))
+    notes = []
+    if dof > 0:
+        s2 = rss / dof
+        jac = _jacobian(n, sigma, kappa, lam)
+        cov = np.linalg.pinv(jac.T @ jac) * s2
+        tq = float(stats.t.ppf(0.5 + level / 2.0, dof))
+    else:
+        cov, tq = np.full((3, 3), np.nan), math.nan
+        notes.append("exactly 3 points for 3 parameters: the fit passes through them; no intervals")
+    se = [float(v) for v in np.sqrt(np.clip(np.diag(cov), 0.0, None))]
+
+    def est(v: float, s: float, lo_bound: float = -math.inf, hi_bound: float = math.inf) -> Estimate:
+        return Estimate(v, s, max(v - tq * s, lo_bound), min(v + tq * s, hi_bound))
+
+    e_sigma = est(sigma, se[0], 0.0, 1.0)
+    e_kappa = est(kappa, se[1], 0.0)
+    e_lam = est(lam, se[2], 0.0)
+    if kappa == 0.0 or sigma == 0.0:
+        notes.append("a parameter sits on its bound (σ or κ = 0): its interval is one-sided and approximate")
+    n_star = peak_load(sigma, kappa)
+    x_star = peak_throughput(sigma, kappa, lam)
+    e_npeak = None
+    if math.isfinite(n_star):
+        g = _grad(lambda p: peak_load(p[0], p[1]), np.array([sigma, kappa, lam]))
+        e_npeak = est(n_star, _delta_se(g, cov), 0.0)
+    if math.isfinite(x_star):
+        g = _grad(lambda p: peak_throughput(p[0], p[1], p[2]), np.array([sigma, kappa, lam]))
+        e_xpeak = est(x_star, _delta_se(g, cov), 0.0)
+    else:
+        e_xpeak = Estimate(math.inf, math.nan, math.nan, math.inf)
+    sst = float(np.sum((x - x.mean()) ** 2))
+    r2 = 1.0 - rss / sst if sst > 0 else math.nan
+    limit, verdict = _verdict(e_sigma, e_kappa, e_lam, e_npeak, e_xpeak, nmax)
+    if r2 == r2 and r2 < 0.8:
+        notes.append(f"R² = {r2:.2f}: the USL explains the data poorly; check for noisy or non-steady points")
+    return USLFit(e_sigma, e_kappa, e_lam, e_npeak, e_xpeak, r2, tuple(float(r) for r in resid),
+                  tuple(float(v) for v in n), tuple(float(v) for v in x), level, limit, verdict,
+                  notes=tuple(notes))
+
+
+def _jacobian(n: np.ndarray, sigma: float, kappa: float, lam: float) -> np.ndarray:
+    """Analytic ∂X/∂(σ, κ, λ) at every load."""
+    d = 1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0)
+    x = lam * n / d
+    return np.column_stack([-x * (n - 1.0) / d, -x * n * (n - 1.0) / d, n / d])
+
+
+def _grad(f: Any, p: np.ndarray) -> np.ndarray:
+    """Central-difference gradient of a scalar function of (σ, κ, λ), relative steps."""
+    g = np.zeros(3)
+    for i in range(3):
+        h = max(abs(p[i]) * 1e-6, 1e-12)
+        lo, hi = p.copy(), p.copy()
+        lo[i] = max(p[i] - h, 0.0)
+        hi[i] = p[i] + h
+        g[i] = (f(hi) - f(lo)) / (hi[i] - lo[i])
+    return g
+
+
+def _delta_se(g: np.ndarray, cov: np.ndarray) -> float:
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(cov))):
+        return math.nan
+    v = float(g @ cov @ g)
+    return math.sqrt(v) if v >= 0 else math.nan
+
+
+def _verdict(sigma: Estimate, kappa: Estimate, lam: Estimate, npeak: Estimate | None,
+             xpeak: Estimate, nmax: float) -> tuple[str, str]:
+    """Which limit shows in the data, from the estimates and whether they differ from 0."""
+    kappa_real = kappa.value > 0 and not (kappa.low <= 0.0)  # interval excludes 0
+    sigma_real = sigma.value > 0 and not (sigma.low <= 0.0)
+    if npeak is not None and (kappa_real or npeak.value <= nmax):
+        where = "within" if npeak.value <= nmax else "beyond"
+        return "coherency", (
+            f"coherency-limited: throughput peaks at N*≈{npeak.value:.3g} (~{xpeak.value:.4g}/s) and falls beyond "
+            f"({where} the measured loads, max {nmax:.3g})")
+    if sigma_real or sigma.value > 0.02:
+        return "contention", (
+            f"contention-limited: throughput flattens toward ~{lam.value / sigma.value:.4g}/s "
+            f"(σ={sigma.value:.3g}: {sigma.value * 100:.1f}% of the work serialises)")
+    return "linear", (
+        f"near-linear up to load {nmax:.3g}: no significant contention or coherency measured; "
+        "load it harder to find the limit")
+
+
+def _num(v: float) -> float | None:
+    """JSON-safe number: NaN becomes None, inf stays a string-free large marker (None)."""
+    return float(v) if v is not None and math.isfinite(v) else None
