@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from surge._version import __version__
+from surge.cli.capacity_cmd import capacity_cmd
 from surge.cli.compare_cmd import compare_cmd, gate_cmd
 from surge.cli.demo_cmd import demo
 from surge.cli.history_cmd import history_cmd
@@ -34,6 +35,7 @@ cli.add_command(baseline_group)
 cli.add_command(compare_cmd)
 cli.add_command(gate_cmd)
 cli.add_command(history_cmd)
+cli.add_command(capacity_cmd)
 
 
 def main() -> None:
