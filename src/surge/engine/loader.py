@@ -49,6 +49,8 @@ def _import(path: Path) -> Any:
         raise UsageError(
             f"syntax error in scenario file {path}, line {exc.lineno}: {exc.msg}; fix the file and retry"
         ) from None
+    except UsageError:
+        raise  # already one line naming the input (a feeder file, bad options)
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = next((f"line {f.lineno}" for f in reversed(tb) if f.filename == str(path)), "import")

@@ -17,6 +17,7 @@ from typing import Any
 
 from surge.api.context import current_sink
 from surge.api.errors import UsageError
+from surge.api.feeders import FeederExhausted
 from surge.api.scenario import VU
 from surge.engine.http.client import Client
 from surge.engine.loader import Scenario
@@ -168,6 +169,8 @@ class Runtime:
             error = type(exc).__name__
             if error not in self.tracebacks:
                 self.tracebacks[error] = "".join(traceback.format_exception(exc)).strip()
+            if isinstance(exc, FeederExhausted):
+                slot.retire = True  # out of data: a closed-model VU stops instead of spinning
         finally:
             slot.busy = False
         vu.iteration += 1

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from surge.api.context import WorkerInfo, current_worker
 from surge.api.errors import SurgeError
 from surge.engine.http.client import Client, Timeouts
 from surge.engine.http.pool import ConnectionPool
@@ -28,6 +29,9 @@ def worker_main(plan: WorkerPlan, conn: Any) -> None:
     """Process entry point: load, report Ready, wait for Start, run, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     _raise_fd_limit()
+    # Before the scenario is imported: feeders split rows by worker (the event
+    # loop's tasks inherit this context).
+    current_worker.set(WorkerInfo(plan.index, plan.count, plan.seed))
     try:
         scenarios = None
         if plan.hit is None:
