@@ -1,0 +1,74 @@
+"""Findings: a rule-based diagnosis of a run in plain language, each citing its evidence.
+
+:func:`diagnose` is pure: the run's summary, its per-second series, and optionally
+the SUT resource samples and the profile's stacks in; a list of :class:`Finding`
+out, most severe first. Each rule lives in its own module.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from surge.analysis.findings.base import SEVERITIES, Finding, Timeline
+from surge.analysis.findings.drift import latency_drift, memory_growth
+from surge.analysis.findings.endpoints import endpoint_signatures
+from surge.analysis.findings.errors import error_onset
+from surge.analysis.findings.hotspots import hot_functions
+from surge.analysis.findings.resources import cpu_or_waiting, proc_series
+from surge.analysis.findings.saturation import saturation_knee
+from surge.metrics.stats import SecondStats
+
+__all__ = ["Finding", "diagnose"]
+
+
+def _generator(summary: dict[str, Any]) -> Finding | None:
+    gen = summary.get("generator") or {}
+    if not gen.get("bound"):
+        return None
+    return Finding(
+        kind="generator_bound", severity="critical",
+        title="The load generator was the bottleneck, not only the server",
+        detail=gen.get("explanation") or "the generator could not keep up",
+        evidence=tuple(gen.get("reasons") or ()))
+
+
+def diagnose(
+    summary: dict[str, Any],
+    series: list[SecondStats],
+    *,
+    sut: list[dict[str, Any]] | None = None,
+    stacks: dict[str, int] | None = None,
+    ncpu: int | None = None,
+) -> list[Finding]:
+    """All findings for one run, most severe first.
+
+    Args:
+        summary: the run's summary (summary.json).
+        series: merged per-second stats (series.jsonl), tail seconds included.
+        sut: resource samples of the system under test (sut.jsonl), if monitored.
+        stacks: py-spy collapsed stacks {stack: samples}, if profiled.
+        ncpu: cores of the SUT's machine (default: this machine's).
+    """
+    tl = Timeline.from_series(series)
+    open_model = bool(summary.get("open_model"))
+    out: list[Finding] = []
+    for f in (_generator(summary), error_onset(tl, series), saturation_knee(tl, open_model=open_model)):
+        if f is not None:
+            out.append(f)
+    hot_finding, hot_names = hot_functions(stacks) if stacks else (None, [])
+    procs = proc_series(sut or [], ncpu or os.cpu_count() or 1)
+    cpu_f, cpu_frac = cpu_or_waiting(tl, procs, hot_names)
+    if cpu_f is not None:
+        out.append(cpu_f)
+    if hot_finding is not None:
+        out.append(hot_finding)
+    out.extend(endpoint_signatures(summary, sut_cpu_fraction=cpu_frac))
+    drift = latency_drift(tl, open_model=open_model)
+    if drift is not None:
+        out.append(drift)
+    for label, d in procs.items():
+        g = memory_growth(d["second"], d["rss_mb"], label)
+        if g is not None:
+            out.append(g)
+    return sorted(out, key=lambda f: SEVERITIES.index(f.severity))
