@@ -19,7 +19,7 @@ from surge.analysis.findings.resources import cpu_or_waiting, proc_series
 from surge.analysis.findings.saturation import saturation_knee
 from surge.metrics.stats import SecondStats
 
-__all__ = ["Finding", "diagnose"]
+__all__ = ["Finding", "diagnose", "diagnose_run"]
 
 
 def _generator(summary: dict[str, Any]) -> Finding | None:
@@ -72,3 +72,17 @@ def diagnose(
         if g is not None:
             out.append(g)
     return sorted(out, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def diagnose_run(run: Any) -> list[Finding]:
+    """Findings for a loaded run (:class:`surge.results.rundata.RunData`), with its SUT samples
+    and profile when its run directory has them."""
+    from surge.results.sut_files import read_profile, read_sut
+
+    summary = dict(run.summary or {})
+    if "open_model" not in summary:
+        summary["open_model"] = (run.meta or {}).get("model") in ("constant-arrival-rate", "ramping-arrival-rate")
+    sut = read_sut(run.run_dir) if run.run_dir else []
+    stacks = read_profile(run.run_dir) if run.run_dir else None
+    ncpu = ((run.meta or {}).get("host") or {}).get("cpus")
+    return diagnose(summary, run.series, sut=sut, stacks=stacks, ncpu=ncpu)
