@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from surge.engine.loader import ScenarioSet
 from surge.metrics.aggregate import RunAggregate
 from surge.results.meta import git_info, host_info, now_iso, options_dict
 from surge.results.rundir import RunDirWriter, new_run_id
+from surge.sut.spec import MonitorSpec
 
 ABORT_GRACE_S = 5.0  # thresholds are not judged for abort during the first seconds
 
@@ -61,6 +63,19 @@ def run_setup(scenarios: ScenarioSet | None) -> Any:
         raise UsageError(f"setup() in {scenarios.path} raised {type(exc).__name__}: {exc}; fix it and retry") from None
 
 
+def _sut_monitor(monitor: MonitorSpec | None, spec: RunSpec) -> Any:
+    """The run's SUT monitor, opened (None without one); py-spy records after the ramp-up."""
+    if monitor is None or not monitor.active:
+        return None
+    from surge.sut import SutMonitor, steady_window
+
+    stages = spec.options.stages or ()
+    first = stages[0].duration if len(stages) > 1 else None
+    sut = SutMonitor(monitor, None, steady_window(planned_seconds(spec), first))
+    sut.open()
+    return sut
+
+
 def run_session(
     spec: RunSpec,
     *,
@@ -71,9 +86,16 @@ def run_session(
     outputs: list[Output] | None = None,
     scenarios: ScenarioSet | None = None,
     argv: list[str] | None = None,
+    monitor: MonitorSpec | None = None,
 ) -> SessionResult:
     """Run ``spec`` and return its summary; writes a run directory under ``out_root``."""
-    setup_data = run_setup(scenarios)
+    sut = _sut_monitor(monitor, spec)  # launches the SUT and checks --monitor targets, before setup() calls it
+    try:
+        setup_data = run_setup(scenarios)
+    except BaseException:
+        if sut is not None:
+            sut.close()
+        raise
     if setup_data is not None:
         from dataclasses import replace
 
@@ -114,7 +136,13 @@ def run_session(
                 return f"threshold {th.source} failed during the run"
         return None
 
-    outcome = execute(spec, outs, meta=meta, should_abort=should_abort if abort_on_fail and thresholds else None)
+    with sut if sut is not None else nullcontext():  # stops the SUT monitoring on any exit
+        if sut is not None:
+            sut.attach(run_dir)
+            outs.append(sut)
+        outcome = execute(spec, outs, meta=meta, should_abort=should_abort if abort_on_fail and thresholds else None)
+    if sut is not None:
+        outcome.warnings.extend(sut.warnings)
     results = evaluate(thresholds, lambda th: observe(th, outcome.agg, outcome.duration_s)) if thresholds else []
     teardown_error = None
     if scenarios is not None and scenarios.teardown is not None:
@@ -150,6 +178,8 @@ def run_session(
     summary["open_model"] = open_model
     summary["connections_opened"] = outcome.connects
     summary["run_dir"] = str(run_dir) if run_dir else None
+    if sut is not None and sut.summary() is not None:
+        summary["sut"] = sut.summary()
     meta_update = {"status": outcome.status, "ended_at": now_iso(), "duration_s": outcome.duration_s}
     for o in outs:
         o.finish(summary, outcome.agg, meta_update)

@@ -161,8 +161,12 @@ def run_and_report(
     repeat: int = 1,
     store_url: str | None = None,
     no_store: bool = False,
+    monitor: Any = None,
 ) -> None:
-    """Run (``repeat`` times), print, record in the store and exit with the documented code."""
+    """Run (``repeat`` times), print, record in the store and exit with the documented code.
+
+    ``monitor``: a :class:`surge.sut.MonitorSpec` (SUT monitoring, --launch, py-spy), or None.
+    """
     from surge.session import run_session
 
     parsed = parse_thresholds(thresholds)
@@ -178,6 +182,7 @@ def run_and_report(
         result = run_session(
             spec, label=label, thresholds=parsed, abort_on_fail=abort_on_fail,
             out_root=None if no_save else out_root, outputs=outputs, scenarios=scenarios,
+            monitor=monitor,
         )
         s = result.summary
         run_tags = dict(tags or {})

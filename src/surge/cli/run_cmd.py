@@ -19,6 +19,7 @@ from surge.cli.common import (
     run_and_report,
     store_options,
 )
+from surge.cli.sut_flags import monitor_spec, sut_options
 
 
 def worker_count(opts: Options, requested: int | None) -> int:
@@ -66,11 +67,12 @@ def _stages(ctx, param, value):
 @click.option("--no-store", is_flag=True, help="Do not record the run in the run store.")
 @store_options
 @output_options
+@sut_options
 def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, graceful_stop,
             graceful_ramp_down, max_duration, base_url, headers, follow_redirects, tags, repeat, no_store,
             store_url_opt, thresholds, abort_on_fail,
             workers, timeout, connect_timeout, read_timeout, insecure, out_root, no_save, as_json, quiet,
-            no_preflight, seed) -> None:
+            no_preflight, seed, monitor_targets, launch, py_spy, prometheus, prom_queries) -> None:
     """Run the load test in SCENARIO, a Python file of `async def` scenarios.
 
     \b
@@ -80,6 +82,8 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
       surge run shop.py --rate 200 -d 30s                 # 200 iterations/s (open model)
       surge run shop.py --stages 30s:100,1m:100,10s:0     # ramp VUs
       surge run shop.py -t 'p95<300ms' -t 'error_rate<1%'
+      surge run shop.py --monitor uvicorn --py-spy 4242    # sample and profile the SUT
+      surge run shop.py -b http://127.0.0.1:8000 --launch 'uvicorn app:app --port 8000' --py-spy launched
 
     Flags override the file's `options`; thresholds from both apply.
     Exit codes: 0 ok, 1 run error, 2 usage error, 3 threshold failed, 130 interrupted.
@@ -98,7 +102,9 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         build_model(opts)  # validates the flag combination before any process starts
         ths = tuple(scen.options.thresholds) + tuple(thresholds)
         abort = abort_on_fail or bool(scen.options.abort_on_fail)
-        if not no_preflight:
+        monitor = monitor_spec(monitor_targets=monitor_targets, launch=launch, py_spy=py_spy,
+                               prometheus=prometheus, prom_queries=prom_queries, base_url=opts.base_url)
+        if not no_preflight and not launch:  # a --launch'ed server is waited for instead
             preflight(opts.base_url, "--base-url" if base_url else "options.base_url")
         spec = RunSpec(options=opts, workers=worker_count(opts, workers), scenario_path=scen.path,
                        timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure,
@@ -106,6 +112,6 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         run_and_report(spec=spec, label=scenario.stem, title=scenario.name, thresholds=ths,
                        abort_on_fail=abort, out_root=out_root, no_save=no_save, as_json=as_json,
                        quiet=quiet, scenarios=scen, tags=parse_tags(tags), repeat=repeat,
-                       store_url=store_url_opt, no_store=no_store)
+                       store_url=store_url_opt, no_store=no_store, monitor=monitor)
 
     guarded(go)

@@ -3,13 +3,13 @@
 :class:`SutMonitor` is a context manager around the engine's ``execute()`` and
 one of its outputs:
 
-- ``__enter__``: starts the ``--launch`` command and waits until it listens,
+- ``open()`` / ``__enter__``: starts the ``--launch`` command and waits until it listens,
   resolves every ``--monitor`` target and the ``--py-spy`` PID; a target that
   does not exist is a UsageError before any load is sent;
 - ``start(meta)`` (called by the coordinator once the workers are forked, with
   the run's ``start_ns``): starts the sampler thread and arms the profiler, on
   the same monotonic time axis as the run's seconds;
-- ``__exit__`` (also on Ctrl-C and errors): stops py-spy, the sampler and the
+- ``close()`` / ``__exit__`` (also on Ctrl-C and errors): stops py-spy, the sampler and the
   launched process, then pulls Prometheus. Failures become :attr:`warnings`.
 """
 
@@ -49,6 +49,7 @@ class SutMonitor:
         self.profiler: Profiler | None = None
         self._py_spy_pid: int | None = None
         self._start_unix: float | None = None
+        self._opened = False
         self._ended = False
 
     def __repr__(self) -> str:
@@ -57,6 +58,14 @@ class SutMonitor:
     # ------------------------------------------------------------ before the load
 
     def __enter__(self) -> SutMonitor:
+        self.open()
+        return self
+
+    def open(self) -> None:
+        """Launch the SUT and resolve the targets (once); UsageError when one does not exist."""
+        if self._opened:
+            return
+        self._opened = True
         try:
             if self.spec.launch:
                 self.launched = launch(self.spec.launch, self.spec.wait_url, self.spec.launch_timeout)
@@ -71,9 +80,12 @@ class SutMonitor:
             if self.spec.py_spy is not None:
                 self._py_spy_pid = self._py_spy_target()
         except BaseException:
-            self._cleanup()
+            self.close()
             raise
-        return self
+
+    def attach(self, run_dir: Path | None) -> None:
+        """Write the SUT files into ``run_dir`` (known only once the run id is chosen)."""
+        self.run_dir = run_dir
 
     def _py_spy_target(self) -> int:
         if self.spec.py_spy == LAUNCHED:
@@ -107,9 +119,9 @@ class SutMonitor:
     # ------------------------------------------------------------ after the load
 
     def __exit__(self, *exc: object) -> None:
-        self._cleanup()
+        self.close()
 
-    def _cleanup(self) -> None:
+    def close(self) -> None:
         """Stop everything, once; collect warnings. Never raises."""
         if self._ended:
             return

@@ -38,6 +38,8 @@ class MonitorSpec:
             raise UsageError("--py-spy launched needs --launch CMD (or give the PID to profile)")
         if self.queries and not self.prometheus_url:
             raise UsageError("--query needs --prometheus URL (the Prometheus server to ask)")
+        if self.prometheus_url and not self.queries:
+            raise UsageError("--prometheus needs at least one --query NAME=PROMQL to pull")
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise UsageError(f"--prometheus {self.prometheus_url!r}: give an http(s) URL, e.g. http://127.0.0.1:9090")
 
