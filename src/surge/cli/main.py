@@ -11,6 +11,8 @@ from surge.cli.demo_cmd import demo
 from surge.cli.explain_cmd import explain_cmd
 from surge.cli.history_cmd import history_cmd
 from surge.cli.hit_cmd import hit_cmd
+from surge.cli.profile_cmd import profile_group
+from surge.cli.report_cmd import report_cmd
 from surge.cli.run_cmd import run_cmd
 from surge.cli.store_cmds import baseline_group, runs_group
 
@@ -38,6 +40,8 @@ cli.add_command(gate_cmd)
 cli.add_command(history_cmd)
 cli.add_command(explain_cmd)
 cli.add_command(capacity_cmd)
+cli.add_command(profile_group)
+cli.add_command(report_cmd)
 
 
 def main() -> None:
