@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 from surge.api.errors import ErrorKind
 from surge.api.response import Response
 from surge.engine.http.connection import RequestFailed
+from surge.engine.http.cookies import CookieJar, set_cookie_values
 from surge.engine.http.pool import ConnectionPool
 from surge.engine.http.url import (
     Origin,
@@ -71,6 +72,7 @@ class Client:
         headers: default headers sent with every request.
         timeouts: default :class:`Timeouts`.
         follow_redirects: follow 3xx responses (each hop is recorded); off by default.
+        cookies: keep a cookie jar (``Set-Cookie`` stored, sent on later requests); on by default.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Client:
         headers: dict[str, str] | None = None,
         timeouts: Timeouts | None = None,
         follow_redirects: bool = False,
+        cookies: bool = True,
     ) -> None:
         self._pool = pool
         self._sink = sink
@@ -89,6 +92,8 @@ class Client:
         self.headers: dict[str, str] = dict(headers or {})
         self.timeouts = timeouts or Timeouts()
         self.follow_redirects = follow_redirects
+        self.cookies_enabled = cookies
+        self._jar: CookieJar | None = None  # created at the first Set-Cookie: no cost before
         self.scenario = ""  # set by the engine before each iteration
         self.intended_ns = 0  # set by open models: the iteration's scheduled start
         self._keys: dict[tuple[str, str, str], int] = {}
@@ -97,6 +102,13 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client base_url={self.base_url!r}>"
+
+    @property
+    def cookies(self) -> CookieJar:
+        """This VU's cookie jar (``get``, ``set``, ``clear``, ``len``)."""
+        if self._jar is None:
+            self._jar = CookieJar()
+        return self._jar
 
     # The verb helpers return the coroutine of :meth:`request` directly: one
     # coroutine frame per request instead of two (measured ~1 us per request).
@@ -142,6 +154,7 @@ class Client:
         name: str | None = None,
         timeout: float | None = None,
         follow_redirects: bool | None = None,
+        cookies: bool | None = None,
     ) -> Response:
         """Send one request and return its :class:`Response` (never raises for HTTP or network errors).
 
@@ -154,6 +167,7 @@ class Client:
             name: the row this request is reported under (default: the URL path).
             timeout: total timeout in s for this request (default ``timeouts.total``).
             follow_redirects: override the client's redirect setting.
+            cookies: ``False``: this request neither sends the jar's cookies nor stores new ones.
         """
         intended = self.intended_ns or monotonic_ns()
         self.intended_ns = 0
@@ -167,22 +181,26 @@ class Client:
         if name is None:
             name = default_name
         plain = headers is None and json is None and data is None and content is None
-        # The default headers are part of the key: scenarios change them (a login token).
-        rkey = (method, full, tuple(self.headers.items()) if self.headers else ())
-        req = self._requests.get(rkey) if plain else None
         hdrs = self.headers
+        if self._jar is not None and cookies is not False:
+            cookie = self._jar.header(origin.host, default_name, origin.scheme == "https")
+            if cookie:
+                hdrs = {**hdrs, "Cookie": cookie}
+        # The default headers are part of the key: scenarios change them (a login token).
+        rkey = (method, full, tuple(hdrs.items()) if hdrs else ())
+        req = self._requests.get(rkey) if plain else None
         body: bytes = b""
         ctype = None
         if req is None:
             if headers:
-                hdrs = {**self.headers, **headers}
+                hdrs = {**hdrs, **headers}
             body, ctype = encode_body(json, data, content)
             req = build_request(method, origin, target, hdrs, body, ctype)
             if plain:
                 if len(self._requests) >= _URL_CACHE:
                     self._requests.clear()
                 self._requests[rkey] = req
-        resp = await self._roundtrip(method, full, origin, req, name, intended, timeout)
+        resp = await self._roundtrip(method, full, origin, req, name, intended, timeout, cookies)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         hops = 0
         while follow and resp.status in _REDIRECTS and "location" in resp.headers and hops < _MAX_REDIRECTS:
@@ -191,12 +209,26 @@ class Client:
             origin, target = split_url(full, what="redirect Location")
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method, body, ctype = "GET", b"", None
-            req = build_request(method, origin, target, hdrs, body, ctype)
-            resp = await self._roundtrip(method, full, origin, req, name, monotonic_ns(), timeout)
+            hop_hdrs = self._hop_headers(origin, target, headers, cookies)
+            req = build_request(method, origin, target, hop_hdrs, body, ctype)
+            resp = await self._roundtrip(method, full, origin, req, name, monotonic_ns(), timeout, cookies)
         return resp
 
+    def _hop_headers(self, origin: Origin, target: str, headers: dict[str, str] | None,
+                     cookies: bool | None) -> dict[str, str]:
+        """Headers of a redirect hop: the cookies for its own origin and path."""
+        hdrs = dict(self.headers)
+        if self._jar is not None and cookies is not False:
+            cookie = self._jar.header(origin.host, target.split("?", 1)[0], origin.scheme == "https")
+            if cookie:
+                hdrs["Cookie"] = cookie
+        if headers:
+            hdrs.update(headers)
+        return hdrs
+
     async def _roundtrip(
-        self, method: str, url: str, origin: Origin, req: bytes, name: str, intended: int, timeout: float | None
+        self, method: str, url: str, origin: Origin, req: bytes, name: str, intended: int, timeout: float | None,
+        cookies: bool | None = None,
     ) -> Response:
         key_t = (self.scenario, name, method)
         key = self._keys.get(key_t)
@@ -230,6 +262,8 @@ class Client:
             pool.release(conn)
             break
         done = monotonic_ns()
+        if conn.set_cookie and cookies is not False and self.cookies_enabled:
+            self._keep_cookies(origin, url, raw_headers)
         err = 0 if status < 400 else ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
         resp = Response(status, raw_headers, content, url, method, (done - send) / 1e9, _KINDS[err])
         nbytes = conn.bytes_in - before  # bytes on the wire (head + body), as in `surge hit`
@@ -241,6 +275,11 @@ class Client:
                 resp.error, resp.error_detail = ErrorKind.PROTOCOL, f"bad gzip body: {exc}"
         self._sink.add(key, intended, send, first, done, status, nbytes, err)
         return resp
+
+    def _keep_cookies(self, origin: Origin, url: str, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        """Store the response's Set-Cookie headers in this VU's jar (created on first use)."""
+        path = split_url(url)[1].split("?", 1)[0]
+        self.cookies.store(origin.host, path, set_cookie_values(raw_headers))
 
     def _failed(self, key: int, method: str, url: str, intended: int, send: int, err: RequestFailed) -> Response:
         done = monotonic_ns()

@@ -78,6 +78,7 @@ class HttpConnection(asyncio.Protocol):
         self._got_bytes = False
         self._status = 0
         self._gzip = False
+        self.set_cookie = False  # the last response had a Set-Cookie header
         self.bytes_in = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._deadline = 0.0
@@ -127,8 +128,11 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(name) == 16 and name.lower() == b"content-encoding":
+        n = len(name)
+        if n == 16 and name.lower() == b"content-encoding":
             self._gzip = value.strip().lower() == b"gzip"
+        elif n == 10 and name.lower() == b"set-cookie":
+            self.set_cookie = True  # the client looks at cookies only when this is set
 
     def on_headers_complete(self) -> None:
         self._status = self.parser.get_status_code()
@@ -159,6 +163,7 @@ class HttpConnection(asyncio.Protocol):
         self._got_bytes = False
         self._status = 0
         self._gzip = False
+        self.set_cookie = False
         self.transport.write(request)
         return fut
 
