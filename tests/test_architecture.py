@@ -40,7 +40,7 @@ def test_public_names():
     assert sorted(surge.__all__) == sorted([
         "VU", "ErrorKind", "HTTPStatusError", "Options", "Response", "RunError", "Stage", "SurgeError",
         "UsageError", "__version__", "check", "constant", "exponential", "lognormal", "normal", "scenario",
-        "sleep", "uniform",
+        "sleep", "uniform", "Feeder", "FeederExhausted", "ExtractionError", "extract", "fake",
     ])
     for name in surge.__all__:
         assert hasattr(surge, name), name

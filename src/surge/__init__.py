@@ -14,8 +14,12 @@ What a scenario file imports::
 """
 
 from surge._version import __version__
+from surge.api import extract
 from surge.api.checks import check
 from surge.api.errors import ErrorKind, RunError, SurgeError, UsageError
+from surge.api.extract import ExtractionError
+from surge.api.fake import fake
+from surge.api.feeders import Feeder, FeederExhausted
 from surge.api.options import Options, Stage
 from surge.api.response import HTTPStatusError, Response
 from surge.api.scenario import VU, scenario
@@ -24,6 +28,9 @@ from surge.api.think import constant, exponential, lognormal, normal, sleep, uni
 __all__ = [
     "VU",
     "ErrorKind",
+    "ExtractionError",
+    "Feeder",
+    "FeederExhausted",
     "HTTPStatusError",
     "Options",
     "Response",
@@ -35,6 +42,8 @@ __all__ = [
     "check",
     "constant",
     "exponential",
+    "extract",
+    "fake",
     "lognormal",
     "normal",
     "scenario",
