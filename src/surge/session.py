@@ -100,16 +100,21 @@ def run_session(
         from dataclasses import replace
 
         spec = replace(spec, setup_data=setup_data)
-    model = "hit" if spec.hit is not None else spec.options.resolved_model()
+    model = "hit" if spec.hit is not None else "replay" if spec.replay is not None else spec.options.resolved_model()
     meta = {
         "run_id": None,
         "surge_version": __version__,
         "started_at": now_iso(),
         "argv": argv if argv is not None else sys.argv,
         "scenario": {"path": scenarios.path, "sha256": scenarios.sha256,
-                     "names": [s.name for s in scenarios.scenarios]} if scenarios else None,
+                     "names": [s.name for s in scenarios.scenarios]} if scenarios
+        # a replay is grouped in the store by the log it replays
+        else {"path": spec.replay.source, "sha256": None, "names": []} if spec.replay is not None else None,
         "hit": {"method": spec.hit.method, "url": spec.hit.url, "connections": spec.hit.connections}
         if spec.hit else None,
+        "replay": {"source": spec.replay.source, "requests": spec.replay.requests, "speed": spec.replay.speed,
+                   "base_url": spec.replay.base_url, "max_inflight": spec.replay.max_inflight}
+        if spec.replay is not None else None,
         "model": model,
         "options": options_dict(spec.options),
         "planned_duration_s": planned_seconds(spec),
@@ -152,7 +157,7 @@ def run_session(
             teardown_error = f"teardown() raised {type(exc).__name__}: {exc}"
             outcome.warnings.append(teardown_error)
     open_model = model in ("constant-arrival-rate", "ramping-arrival-rate") or (
-        spec.hit is not None and spec.options.rate is not None)
+        spec.hit is not None and spec.options.rate is not None) or spec.replay is not None
     if outcome.stop_reason and outcome.status == "aborted":
         outcome.warnings.append(f"aborted: {outcome.stop_reason}")
     summary = build_summary(
@@ -170,8 +175,8 @@ def run_session(
         warnings=outcome.warnings,
         iteration_tracebacks=outcome.tracebacks,
     )
-    if spec.hit is not None:
-        summary["iterations"]["completed"] = summary["requests"]  # a hit iteration is one request
+    if spec.hit is not None or spec.replay is not None:
+        summary["iterations"]["completed"] = summary["requests"]  # a hit/replay iteration is one request
     if outcome.fatal:
         summary["error"] = outcome.fatal
     summary["model"] = model

@@ -11,6 +11,8 @@ from surge.cli.demo_cmd import demo
 from surge.cli.explain_cmd import explain_cmd
 from surge.cli.history_cmd import history_cmd
 from surge.cli.hit_cmd import hit_cmd
+from surge.cli.model_cmd import model_cmd
+from surge.cli.replay_cmd import replay_cmd
 from surge.cli.profile_cmd import profile_group
 from surge.cli.report_cmd import report_cmd
 from surge.cli.run_cmd import run_cmd
@@ -32,6 +34,8 @@ def cli() -> None:
 
 cli.add_command(run_cmd)
 cli.add_command(hit_cmd)
+cli.add_command(replay_cmd)
+cli.add_command(model_cmd)
 cli.add_command(demo)
 cli.add_command(runs_group)
 cli.add_command(baseline_group)

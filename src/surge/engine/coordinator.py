@@ -41,7 +41,7 @@ class Output(Protocol):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What to run. ``scenario_path`` xor ``hit``."""
+    """What to run. ``scenario_path`` xor ``hit`` xor ``replay`` (a ReplaySpec)."""
 
     options: Options
     workers: int = 1
@@ -53,6 +53,7 @@ class RunSpec:
     seed: int = 0
     follow_redirects: bool = False
     setup_data: Any = None
+    replay: Any = None
 
 
 @dataclass
@@ -72,6 +73,8 @@ class RunOutcome:
 
 def planned_seconds(spec: RunSpec) -> float:
     """The schedule's length in s (for the hard deadline and the live panel)."""
+    if spec.replay is not None:
+        return spec.replay.planned_duration
     if spec.hit is not None:
         return spec.options.duration if spec.options.duration is not None else 10.0
     return build_model(spec.options).planned_duration
@@ -98,7 +101,7 @@ def execute(
     plans = [
         WorkerPlan(index=i, count=n, options=spec.options, scenario_path=spec.scenario_path, hit=spec.hit,
                    seed=spec.seed, timeouts=spec.timeouts, insecure=spec.insecure, headers=spec.headers,
-                   setup_data=spec.setup_data, follow_redirects=spec.follow_redirects)
+                   setup_data=spec.setup_data, follow_redirects=spec.follow_redirects, replay=spec.replay)
         for i in range(n)
     ]
     planned = planned_seconds(spec)

@@ -39,6 +39,7 @@ class WorkerPlan:
     headers: tuple[tuple[str, str], ...] = ()
     setup_data: Any = None
     follow_redirects: bool = False
+    replay: Any = None  # a surge.engine.replay.ReplaySpec for `surge replay`
 
 
 # worker -> coordinator

@@ -34,7 +34,11 @@ def worker_main(plan: WorkerPlan, conn: Any) -> None:
     current_worker.set(WorkerInfo(plan.index, plan.count, plan.seed))
     try:
         scenarios = None
-        if plan.hit is None:
+        if plan.replay is not None:  # surge replay: read this worker's slice of the trace before Ready
+            from surge.engine.replay import load_share
+
+            scenarios = load_share(plan)
+        elif plan.hit is None:
             from surge.engine.loader import load_scenarios
 
             scenarios = load_scenarios(plan.scenario_path).scenarios  # type: ignore[arg-type]
@@ -138,6 +142,11 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         pool = runner.pool
         model: Any = runner
         rt = runner.runtime
+    elif plan.replay is not None:
+        from surge.engine.replay import ReplayRunner
+
+        runner = ReplayRunner(plan, recorder, share, scenarios)
+        pool, model, rt = runner.pool, runner, runner.runtime
     else:
         from surge.engine.models import build_model
 
