@@ -17,13 +17,12 @@ _FIELDS = ("cpu_pct", "cpu_share_pct", "rss_mb", "threads", "fds", "read_bps", "
            "ctx_vol_ps", "ctx_invol_ps")
 
 
-def _own_family() -> set[int]:
-    """This process, its ancestors and its descendants (surge's own workers): never monitored by name."""
+def _own_line() -> set[int]:
+    """This process and its ancestors (their command lines hold the --monitor word): never matched."""
     me = psutil.Process()
     pids = {me.pid}
     try:
         pids.update(p.pid for p in me.parents())
-        pids.update(p.pid for p in me.children(recursive=True))
     except _GONE:
         pass
     return pids
@@ -42,9 +41,9 @@ def find_by_name(name: str) -> list[psutil.Process]:
     """Top-level processes whose name or a command-line word contains ``name``.
 
     A match whose parent also matches is left out: it is counted as a child of
-    that parent. surge's own process tree never matches.
+    that parent. surge and its ancestors (a shell, a CI runner) never match.
     """
-    own = _own_family()
+    own = _own_line()
     found = [p for p in psutil.process_iter() if p.pid not in own and _matches(p, name)]
     pids = {p.pid for p in found}
     roots = []
