@@ -97,3 +97,21 @@ def test_from_a_stepped_run(test_server, scenario_file, tmp_path):
     bad = surge_cli("capacity", "latest", "--by", "rate")
     assert bad.rc == 2 and "--by vus" in bad.stderr
     assert_no_traceback(bad.stderr)
+
+
+def test_figure_is_valid_plotly():
+    """The figure dict passes plotly's own schema validation (the HTML report reuses it)."""
+    import plotly.graph_objects as go
+
+    from surge.analysis.capacity import find_knee, fit_usl
+    from surge.analysis.capacity.points import Point
+    from surge.report.capacity_plot import capacity_figure
+
+    pts = [Point(load=float(n), throughput=x, latency_ms=lat) for n, x, lat in
+           [(1, 64.9, 10), (18, 995.9, 12), (36, 1652.4, 15), (72, 1853.2, 30), (108, 1828.9, 55), (144, 1775.0, 80)]]
+    fit = fit_usl([p.load for p in pts], [p.throughput for p in pts])
+    knee = find_knee([p.throughput for p in pts[:4]], [p.latency_ms for p in pts[:4]])
+    fig = go.Figure(capacity_figure(pts, fit, knee))  # raises on an invalid property
+    names = [t.name for t in fig.data]
+    assert names[:3] == ["measured", "USL fit", "peak N*"] and "latency" in names
+    assert max(fig.data[1].x) > fit.n_peak.value  # the curve is drawn past the peak
