@@ -310,7 +310,7 @@ def comparison_figure(rows: list[dict[str, Any]], delta: float) -> dict[str, Any
     trace = {"type": "scatter", "mode": "markers", "x": x, "y": labels, "name": "B/A - 1",
              "marker": {"color": colors, "size": 9},
              "error_x": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
-                         "thickness": 1.5, "width": 4},
+                         "thickness": 1.5, "width": 4, "color": "#444"},
              "text": [r.get("verdict", "") for r in rows],
              "hovertemplate": "%{y}: %{x:+.1f}% (%{text})<extra></extra>"}
     d = delta * 100

@@ -310,7 +310,7 @@ def _distribution(run: RunData, baseline: RunData | None) -> str:
 def _requests(run: RunData) -> str:
     groups = _by_name(run)
     if not groups:
-        return _section("requests", _callout("no requests were recorded"))
+        return _section("requests", _callout("no requests were recorded") + _iteration_errors(run))
     dur = run.duration_s
     many_scen = len({k[0] for k in groups}) > 1
     head = [*(["scenario"] if many_scen else []), "name", "method", "requests", "req/s", "errors", "p50",

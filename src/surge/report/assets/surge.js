@@ -1,11 +1,11 @@
 /* surge report and dashboard runtime (no dependencies but plotly.js).
  *
  * - Loads plotly.js: already on the page (dashboard), or embedded gzip-compressed
- *   and base64-encoded in <script id="surge-plotly-gz"> (the self-contained report),
- *   decompressed with the browser's DecompressionStream.
- * - Renders every <div class="surge-chart" data-figure="{json}"> with Plotly.react.
- * - Makes every <table class="sortable"> sortable by clicking its headers
- *   (numbers sort by the cell's data-sort value).
+ *   and base64-encoded in the script element #surge-plotly-gz (the self-contained
+ *   report), decompressed with the browser's DecompressionStream.
+ * - Renders every div.surge-chart from the figure JSON in its data-figure attribute.
+ * - Makes every table.sortable sortable by clicking its headers (numbers sort by
+ *   the cell's data-sort value).
  * window.surge.render(root) does both again for content added later.
  */
 (function () {
