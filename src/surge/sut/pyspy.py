@@ -119,6 +119,16 @@ class Profiler:
                 except OSError as exc:
                     self.start_error = f"py-spy could not be started ({exc}); the run went on without a profile"
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for py-spy to exit by itself; whether it has."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
     def finish(self) -> str | None:
         """Stop and collect; the warning to show, or None when ``profile.collapsed`` was written."""
         with self._lock:
