@@ -45,6 +45,35 @@ def parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _remember_report(ctx: click.Context, param: Any, value: str | None) -> None:
+    # Kept in the context rather than passed as a parameter, so every command that takes
+    # output_options (run, hit) gets --report without changing its signature.
+    if value is not None:
+        ctx.meta["surge.report"] = value
+
+
+def _report_target() -> str | None:
+    """--report's value: '' for the run directory, a file name, or None when not asked for."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("surge.report") if ctx is not None else None
+
+
+def _write_report(run_dir: Path, s: dict[str, Any]) -> None:
+    """--report: the run's HTML report; failing to write it is a warning, never a lost run."""
+    target = _report_target()
+    if target is None:
+        return
+    from surge.cli.report_cmd import write_run_report
+
+    try:
+        path = write_run_report(run_dir, Path(target) if target else None)
+    except SurgeError as exc:
+        click.echo(f"warning: no report written: {exc}", err=True)
+        return
+    s["report"] = str(path)
+    click.echo(f"report: {path}", err=True)
+
+
 def output_options(f: Callable) -> Callable:
     """Flags shared by run and hit: thresholds, timeouts, outputs."""
     opts = [
@@ -68,6 +97,10 @@ def output_options(f: Callable) -> Callable:
         click.option("--quiet", "-q", is_flag=True, help="No live panel and no tables."),
         click.option("--no-preflight", is_flag=True, help="Skip the reachability check of the target before starting."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for VU random generators and arrivals."),
+        click.option("--report", is_flag=False, flag_value="", default=None, metavar="[FILE]", expose_value=False,
+                     callback=_remember_report,
+                     help="Write the HTML report into the run directory (or FILE; write --report=FILE before "
+                          "the scenario) and print its path."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -169,6 +202,8 @@ def run_and_report(
     """
     from surge.session import run_session
 
+    if no_save and _report_target() is not None:
+        raise UsageError("--report needs the run directory: drop --no-save")
     parsed = parse_thresholds(thresholds)
     stderr = Console(stderr=True)
     summaries, codes = [], []
@@ -191,6 +226,8 @@ def run_and_report(
             run_tags.update({"repeat_group": group, "repeat": str(i + 1)})
         if result.run_dir is not None and not no_store:
             s["stored_as"] = record_in_store(result.run_dir, store_url, run_tags)
+        if result.run_dir is not None:
+            _write_report(result.run_dir, s)
         summaries.append(s)
         if not as_json and not quiet:
             console = Console()
