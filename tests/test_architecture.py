@@ -41,6 +41,7 @@ def test_public_names():
         "VU", "ErrorKind", "HTTPStatusError", "Options", "Response", "RunError", "Stage", "SurgeError",
         "UsageError", "__version__", "check", "constant", "exponential", "lognormal", "normal", "scenario",
         "sleep", "uniform", "Feeder", "FeederExhausted", "ExtractionError", "extract", "fake",
+        "pace",
     ])
     for name in surge.__all__:
         assert hasattr(surge, name), name

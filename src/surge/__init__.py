@@ -23,7 +23,7 @@ from surge.api.feeders import Feeder, FeederExhausted
 from surge.api.options import Options, Stage
 from surge.api.response import HTTPStatusError, Response
 from surge.api.scenario import VU, scenario
-from surge.api.think import constant, exponential, lognormal, normal, sleep, uniform
+from surge.api.think import constant, exponential, lognormal, normal, pace, sleep, uniform
 
 __all__ = [
     "VU",
@@ -46,6 +46,7 @@ __all__ = [
     "fake",
     "lognormal",
     "normal",
+    "pace",
     "scenario",
     "sleep",
     "uniform",

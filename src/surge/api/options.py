@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surge.api.errors import UsageError
+from surge.api.shapes import Shape, parse_arrival, parse_shape
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
 _UNIT_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -25,7 +26,8 @@ MODELS = (
     "per-vu-iterations",
     "shared-iterations",
 )
-ARRIVALS = ("uniform", "poisson")
+ARRIVALS = ("uniform", "poisson", "gamma:cv=C")  # see surge.api.shapes
+OPEN_MODELS = ("constant-arrival-rate", "ramping-arrival-rate")
 
 
 def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
@@ -101,7 +103,12 @@ class Options:
         iterations: total iterations (shared) or per VU (per-vu-iterations).
         max_vus: cap on VUs an open model may allocate; iterations that find no free VU
             are dropped and counted.
-        arrival: ``"uniform"`` or ``"poisson"`` inter-arrival times (open models).
+        arrival: ``"uniform"``, ``"poisson"`` or ``"gamma:cv=2"`` inter-arrival times (open models).
+        shape: a rate shape over the open model's rate: ``"sine:period=60s,amplitude=0.5"``,
+            ``"diurnal:amplitude=0.8"``, ``"step:every=30s,by=50"`` or ``"trace:FILE.csv"``
+            (see :mod:`surge.api.shapes`); a trace needs no ``rate``.
+        pacing: s from one iteration's start to the next on each VU (closed models); an
+            iteration that takes longer starts the next at once and fails the ``pacing`` check.
         graceful_stop: s that in-flight iterations may take to finish at the end.
         graceful_ramp_down: s that iterations of VUs being removed may take to finish.
         thresholds: expressions such as ``"p95<300ms"``.
@@ -118,6 +125,8 @@ class Options:
     iterations: int | None = None
     max_vus: int | None = None
     arrival: str | None = None
+    shape: Shape | str | None = None
+    pacing: float | None = None
     graceful_stop: float | None = None
     graceful_ramp_down: float | None = None
     thresholds: tuple[str, ...] = ()
@@ -139,7 +148,9 @@ class Options:
     def normalised(self, *, source: str = "options") -> Options:
         """Return a copy with durations and stages parsed and values checked."""
         kw: dict[str, Any] = {}
-        for key in ("duration", "graceful_stop", "graceful_ramp_down", "max_duration"):
+        if isinstance(self.shape, str):
+            kw["shape"] = parse_shape(self.shape)
+        for key in ("duration", "graceful_stop", "graceful_ramp_down", "max_duration", "pacing"):
             val = getattr(self, key)
             if val is not None:
                 kw[key] = parse_duration(val, what=f"{key} in {source}")
@@ -173,14 +184,23 @@ class Options:
     def _validate(self, source: str) -> None:
         if self.model is not None and self.model not in MODELS:
             raise UsageError(f"unknown model {self.model!r} in {source}: choose one of {', '.join(MODELS)}")
-        if self.arrival is not None and self.arrival not in ARRIVALS:
-            raise UsageError(f"unknown arrival {self.arrival!r} in {source}: use uniform or poisson")
+        if self.arrival is not None:
+            parse_arrival(self.arrival)
         for key in ("vus", "iterations", "max_vus"):
             val = getattr(self, key)
             if val is not None and (not isinstance(val, int) or val < 0):
                 raise UsageError(f"invalid {key} {val!r} in {source}: must be a whole number >= 0")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise UsageError(f"invalid rate {self.rate!r} in {source}: must be > 0 (iterations per second)")
+
+    def check_timing(self) -> None:
+        """Pacing and rate shapes against the resolved model (checked once all sources are merged)."""
+        open_model = self.resolved_model() in OPEN_MODELS
+        if self.pacing is not None and open_model:
+            raise UsageError("pacing applies to closed models (VUs): an open model already decides when "
+                             "iterations start; drop --pacing or use --vus")
+        if self.shape is not None and not open_model:
+            raise UsageError("--shape needs an open model: add --rate N (iterations/s), or use a trace:FILE.csv shape")
 
     def merged(self, override: Options) -> Options:
         """Fields set in ``override`` (not None / non-empty) win over ours."""
@@ -200,7 +220,7 @@ class Options:
         """
         if self.model:
             return self.model
-        if self.rate is not None:
+        if self.rate is not None or (isinstance(self.shape, Shape) and self.shape.kind == "trace"):
             return "ramping-arrival-rate" if self.stages else "constant-arrival-rate"
         if self.stages:
             return "ramping-vus"

@@ -1,11 +1,16 @@
-"""Think time: ``await sleep(...)`` with a constant or a distribution (seconds)."""
+"""Think time and pacing: ``await sleep(...)`` with a constant or a distribution,
+``await pace(...)`` to start iterations on a fixed interval (seconds)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import random
+from contextvars import ContextVar
 from dataclasses import dataclass
+from time import monotonic_ns
+
+from surge.api.context import current_sink
 
 
 class Distribution:
@@ -69,3 +74,39 @@ async def sleep(duration: float | Distribution, rng: random.Random | None = None
         duration = duration.sample(rng or _default_rng)
     if duration > 0:
         await asyncio.sleep(duration)
+
+
+PACING_CHECK = "pacing"  # the check that counts iterations on time (pass) and overruns (fail)
+
+# Monotonic ns at which the current iteration started (its intended start in open
+# models); set by the engine for each iteration, None outside a run.
+iteration_start: ContextVar[int | None] = ContextVar("surge_iteration_start", default=None)
+
+
+def pacing_delay(started_ns: int, seconds: float, now_ns: int) -> float:
+    """s to wait so that the next iteration starts ``seconds`` after ``started_ns``;
+    negative when the iteration overran its pacing by that much."""
+    return (started_ns - now_ns) / 1e9 + seconds
+
+
+async def pace(seconds: float) -> bool:
+    """Wait until ``seconds`` after this iteration started (LoadRunner pacing).
+
+    Call it last in a scenario: each VU then starts an iteration every ``seconds``
+    s whatever the iteration took. When the iteration already took longer, return
+    at once. Either way the ``pacing`` check counts it (passed: on time, failed:
+    overran), so ``-t 'checks{name:pacing}>99%'`` gates on it. Returns True when
+    on time. Outside a run (no iteration start known) it sleeps ``seconds``.
+    """
+    started = iteration_start.get()
+    if started is None:
+        await sleep(seconds)
+        return True
+    delay = pacing_delay(started, seconds, monotonic_ns())
+    on_time = delay >= 0
+    sink = current_sink.get()
+    if sink is not None:
+        sink.record_check(PACING_CHECK, on_time)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return on_time

@@ -8,6 +8,8 @@ import click
 
 from surge.api.errors import UsageError
 from surge.api.options import MODELS, Options, parse_stages
+from surge.api.presets import PRESETS, compile_preset, parse_target
+from surge.api.shapes import parse_arrival, parse_shape
 from surge.cli.common import (
     default_workers,
     duration_arg,
@@ -34,13 +36,34 @@ def worker_count(opts: Options, requested: int | None) -> int:
     return n
 
 
-def _stages(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return parse_stages(value)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc)) from None
+def _parsed(parse):
+    """A click callback that runs ``parse`` and turns a UsageError into click's one-line error."""
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except UsageError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+_stages = _parsed(parse_stages)
+
+
+def _arrival_text(value: str) -> str:
+    parse_arrival(value)
+    return value
+
+
+def _profile(value: str) -> str | int:
+    """A preset name, or an integer: a PID to profile with py-spy (issue #6's ``--profile PID``)."""
+    if value.strip().isdigit():
+        return int(value)
+    if value.lower() not in PRESETS:
+        raise UsageError(f"unknown profile {value!r}: choose one of {', '.join(PRESETS)}, or give a PID for py-spy")
+    return value.lower()
 
 
 @click.command("run")
@@ -54,7 +77,17 @@ def _stages(ctx, param, value):
 @click.option("--iterations", "-i", type=click.IntRange(min=1), help="Total iterations (shared), or per VU with --model per-vu-iterations.")
 @click.option("--model", type=click.Choice(MODELS), help="Workload model; inferred from the flags when omitted.")
 @click.option("--max-vus", type=click.IntRange(min=1), help="Cap on VUs an open model may allocate (default max(--vus, 1000)); arrivals beyond it are dropped and counted.")
-@click.option("--arrival", type=click.Choice(["uniform", "poisson"]), help="Inter-arrival times of open models (default uniform).")
+@click.option("--arrival", callback=_parsed(_arrival_text), metavar="uniform|poisson|gamma:cv=C",
+              help="Inter-arrival times of open models (default uniform); gamma:cv=2 keeps the rate but adds bursts.")
+@click.option("--shape", callback=_parsed(parse_shape), metavar="KIND:PARAMS",
+              help="Rate shape of an open model: sine:period=60s,amplitude=0.5, diurnal:amplitude=0.8[,day=10m], "
+                   "step:every=30s,by=50, trace:FILE.csv (rows t_s,rate; needs no --rate).")
+@click.option("--pacing", callback=duration_arg("pacing"),
+              help="Closed models: start each VU's iterations this often, e.g. 5s, whatever they take (overruns fail the 'pacing' check).")
+@click.option("--profile", "profile", callback=_parsed(_profile), metavar="PRESET|PID",
+              help=f"Test-type preset: {', '.join(PRESETS)} (see docs/presets.md); needs --target, "
+                   "stretched by --duration; explicit flags override it.")
+@click.option("--target", help="What a --profile ramps to: 200rps (arrival rate, open model) or 50vus (closed model).")
 @click.option("--graceful-stop", callback=duration_arg("graceful stop"), help="Time in-flight iterations get at the end (default 30s).")
 @click.option("--graceful-ramp-down", callback=duration_arg("graceful ramp-down"), help="Time iterations of removed VUs get (default 30s).")
 @click.option("--max-duration", callback=duration_arg("max duration"), help="Bound for iteration-count models (default 10m).")
@@ -68,7 +101,8 @@ def _stages(ctx, param, value):
 @store_options
 @output_options
 @sut_options
-def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, graceful_stop,
+def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, shape, pacing,
+            profile, target, graceful_stop,
             graceful_ramp_down, max_duration, base_url, headers, follow_redirects, tags, repeat, no_store,
             store_url_opt, thresholds, abort_on_fail,
             workers, timeout, connect_timeout, read_timeout, insecure, out_root, no_save, as_json, quiet,
@@ -82,6 +116,9 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
       surge run shop.py --rate 200 -d 30s                 # 200 iterations/s (open model)
       surge run shop.py --stages 30s:100,1m:100,10s:0     # ramp VUs
       surge run shop.py -t 'p95<300ms' -t 'error_rate<1%'
+      surge run shop.py --profile load --target 200rps     # preset: ramp, hold 8 min, ramp down
+      surge run shop.py --profile spike --target 50vus -d 5m
+      surge run shop.py --rate 100 -d 10m --shape sine:period=2m,amplitude=0.5 --arrival gamma:cv=2
       surge run shop.py --monitor uvicorn --py-spy 4242    # sample and profile the SUT
       surge run shop.py -b http://127.0.0.1:8000 --launch 'uvicorn app:app --port 8000' --py-spy launched
 
@@ -94,14 +131,24 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         from surge.engine.loader import load_scenarios
         from surge.engine.models import build_model
 
+        if isinstance(profile, int):
+            raise UsageError(f"--profile {profile} is a PID: profiling a process is not available in this "
+                             "version; use --py-spy PID once it is, or --profile with a preset name")
+        if target is not None and profile is None:
+            raise UsageError("--target goes with --profile, e.g. --profile load --target 200rps")
+        preset = compile_preset(profile, parse_target(target) if target else None, duration) if profile else Options()
         scen = load_scenarios(scenario)
-        cli = Options(model=model, base_url=base_url, vus=vus, rate=rate, duration=duration, stages=stages,
-                      iterations=iterations, max_vus=max_vus, arrival=arrival, graceful_stop=graceful_stop,
-                      graceful_ramp_down=graceful_ramp_down, max_duration=max_duration)
-        opts = scen.options.merged(cli).normalised(source="command line")
+        cli = Options(model=model, base_url=base_url, vus=vus, rate=rate,
+                      duration=None if profile else duration, stages=stages,
+                      iterations=iterations, max_vus=max_vus, arrival=arrival, shape=shape, pacing=pacing,
+                      graceful_stop=graceful_stop, graceful_ramp_down=graceful_ramp_down, max_duration=max_duration)
+        opts = scen.options.merged(preset).merged(cli).normalised(source="command line")
         build_model(opts)  # validates the flag combination before any process starts
         ths = tuple(scen.options.thresholds) + tuple(thresholds)
-        abort = abort_on_fail or bool(scen.options.abort_on_fail)
+        abort = abort_on_fail or bool(scen.options.abort_on_fail) or bool(preset.abort_on_fail)
+        if profile == "breakpoint" and not ths:
+            raise UsageError("--profile breakpoint stops at the first failing threshold: give one, "
+                             "e.g. -t 'p95<300ms' -t 'error_rate<1%'")
         monitor = monitor_spec(monitor_targets=monitor_targets, launch=launch, py_spy=py_spy,
                                prometheus=prometheus, prom_queries=prom_queries, base_url=opts.base_url)
         if not no_preflight and not launch:  # a --launch'ed server is waited for instead

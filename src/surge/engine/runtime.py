@@ -19,6 +19,7 @@ from surge.api.context import current_sink
 from surge.api.errors import UsageError
 from surge.api.feeders import FeederExhausted
 from surge.api.scenario import VU
+from surge.api.think import PACING_CHECK, iteration_start, pacing_delay
 from surge.engine.http.client import Client
 from surge.engine.loader import Scenario
 from surge.engine.recorder import Recorder
@@ -62,6 +63,7 @@ class Runtime:
         graceful_ramp_down: s iterations of retired VUs may take.
         seed: base of per-VU random seeds.
         setup_data: what the scenario's setup() returned.
+        pacing: s from one iteration's start to the next on a VU (``Options.pacing``), or None.
     """
 
     scenarios: tuple[Scenario, ...]
@@ -73,6 +75,7 @@ class Runtime:
     graceful_ramp_down: float = 30.0
     seed: int = 0
     setup_data: Any = None
+    pacing: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     vus: list[VUSlot] = field(default_factory=list)
     target_rate: float = 0.0  # iterations/s this worker is asked for right now (open models)
@@ -148,6 +151,8 @@ class Runtime:
         client = slot.client
         client.scenario = sc.name
         client.intended_ns = intended_ns
+        started = intended_ns or monotonic_ns()
+        iteration_start.set(started)  # for pace() in the scenario
         error = None
         slot.busy = True
         try:
@@ -175,6 +180,16 @@ class Runtime:
             slot.busy = False
         vu.iteration += 1
         self.recorder.iteration_done(monotonic_ns(), error)
+
+    async def pace(self, started: int, end_ns: int) -> None:
+        """Options.pacing (closed models): hold the VU until ``pacing`` s after ``started``
+        (monotonic ns), the end of the schedule, or a stop; an overrun starts the next
+        iteration at once and fails the pacing check."""
+        assert self.pacing is not None
+        delay = pacing_delay(started, self.pacing, monotonic_ns())
+        self.recorder.record_check(PACING_CHECK, delay >= 0)
+        if delay > 0:
+            await self.sleep_until(min(started + int(self.pacing * NS), end_ns))
 
     def bind_sink(self) -> None:
         """Make ``check()`` in the current task record into this worker."""

@@ -170,6 +170,7 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
             graceful_ramp_down=o.graceful_ramp_down if o.graceful_ramp_down is not None else 30.0,
             seed=plan.seed,
             setup_data=plan.setup_data,
+            pacing=o.pacing,
         )
 
     def on_command() -> None:

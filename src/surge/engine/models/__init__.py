@@ -22,6 +22,7 @@ REGISTRY: dict[str, type] = {
 def build_model(options: Options, share: Share = Share()) -> WorkloadModel:
     """The model ``options`` describe, sized for this worker's ``share``."""
     name = options.resolved_model()
+    options.check_timing()
     cls = REGISTRY.get(name)
     if cls is None:
         raise UsageError(f"unknown model {name!r}: choose one of {', '.join(REGISTRY)}")

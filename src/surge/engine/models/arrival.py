@@ -45,16 +45,23 @@ async def _vu_worker(rt: Runtime, slot: VUSlot, idle: list[VUSlot], first: int) 
 
 
 async def due_arrivals(
-    rt: Runtime, curve: RateCurve, *, poisson: bool, share: Share, end_ns: int
+    rt: Runtime, curve: RateCurve, *, poisson: bool, share: Share, end_ns: int, cv: float | None = None
 ) -> AsyncIterator[tuple[int, int]]:
     """Yield ``(due_ns, now_ns)`` for each arrival of this worker's share of ``curve``,
     sleeping until it is due; ends at ``end_ns`` or on stop. Records schedule lag.
 
-    Shared by the scenario dispatcher below and ``surge hit``'s fast path.
+    Shared by the scenario dispatcher below and ``surge hit``'s fast path. With
+    gamma gaps (``cv``) every worker draws the same stream (same seed) and keeps
+    its share of it, so the run's bursts survive the split over workers.
     """
-    rng = random.Random(rt.seed * 7919 + share.index)
+    if cv is not None:
+        rng = random.Random(rt.seed * 7919 + 104_729)
+        stream = curve.arrivals(rng=rng, cv=cv, stride=share.count, offset=share.index)
+    else:
+        rng = random.Random(rt.seed * 7919 + share.index)
+        stream = curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng)
     burst = 0
-    for off in curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng):
+    for off in stream:
         t = rt.start_ns + int(off * NS)
         if t >= end_ns:
             return
@@ -75,7 +82,8 @@ async def due_arrivals(
 
 
 async def dispatch(
-    rt: Runtime, curve: RateCurve, *, poisson: bool, pre_vus: int, max_vus: int, share: Share, grace_s: float
+    rt: Runtime, curve: RateCurve, *, poisson: bool, pre_vus: int, max_vus: int, share: Share, grace_s: float,
+    cv: float | None = None,
 ) -> None:
     """Start iterations at the curve's arrival times until its end or a stop."""
     idle: list[VUSlot] = []
@@ -86,7 +94,7 @@ async def dispatch(
         slot.waiter = loop.create_future()
         idle.append(slot)
         tasks.append(asyncio.create_task(_park(rt, slot, idle)))
-    async for t, _ in due_arrivals(rt, curve, poisson=poisson, share=share, end_ns=rt.at_ns(curve.duration)):
+    async for t, _ in due_arrivals(rt, curve, poisson=poisson, share=share, end_ns=rt.at_ns(curve.duration), cv=cv):
         # A VU is busy from the moment it is handed an arrival, not from when its
         # task first runs: the end-of-run wait must see it.
         if idle:

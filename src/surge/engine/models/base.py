@@ -68,7 +68,10 @@ async def vu_loop(
             break
         if pool is not None and not pool.take():
             break
+        started = monotonic_ns()
         await rt.iteration(slot)
+        if rt.pacing:
+            await rt.pace(started, end_ns)
         n += 1
         if n % YIELD_EVERY == 0:
             await asyncio.sleep(0)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from surge.api.options import Options
-from surge.engine.models.arrival import vu_counts
+from surge.api.shapes import Shape
 from surge.engine.models.base import require
 from surge.engine.models.ramping_arrival_rate import RampingArrivalRate
-from surge.engine.models.schedule import RateCurve
+from surge.engine.models.shapes import open_curve
 from surge.engine.runtime import Share
 
 
@@ -23,8 +23,6 @@ class ConstantArrivalRate(RampingArrivalRate):
 
     @classmethod
     def from_options(cls, o: Options, share: Share) -> ConstantArrivalRate:
-        rate = require(o.rate, "constant-arrival-rate needs --rate N (iterations per second)")
-        pre, mx = vu_counts(o, share, rate)
-        curve = RateCurve.constant(rate / share.count, o.duration if o.duration is not None else 10.0)
-        return cls(curve, o.arrival == "poisson", pre, mx, share,
-                   o.graceful_stop if o.graceful_stop is not None else 30.0)
+        if not (isinstance(o.shape, Shape) and o.shape.kind == "trace"):
+            require(o.rate, "constant-arrival-rate needs --rate N (iterations per second)")
+        return cls.from_curve(o, share, open_curve(o))

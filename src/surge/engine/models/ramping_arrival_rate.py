@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from surge.api.options import Options
+from surge.api.shapes import Shape, parse_arrival
 from surge.engine.models.arrival import dispatch, vu_counts
 from surge.engine.models.base import require
 from surge.engine.models.schedule import RateCurve
+from surge.engine.models.shapes import open_curve, peak_rate
 from surge.engine.runtime import Runtime, Share
 
 
@@ -18,8 +20,8 @@ class RampingArrivalRate:
     name: ClassVar[str] = "ramping-arrival-rate"
 
     def __init__(self, curve: RateCurve, poisson: bool, pre_vus: int, max_vus: int,
-                 share: Share, graceful_stop: float) -> None:
-        self.curve, self.poisson = curve, poisson
+                 share: Share, graceful_stop: float, cv: float | None = None) -> None:
+        self.curve, self.poisson, self.cv = curve, poisson, cv
         self.pre_vus, self.max_vus, self.share, self.graceful_stop = pre_vus, max_vus, share, graceful_stop
         self.planned_duration = curve.duration
 
@@ -28,12 +30,17 @@ class RampingArrivalRate:
 
     @classmethod
     def from_options(cls, o: Options, share: Share) -> RampingArrivalRate:
-        stages = require(o.stages, "ramping-arrival-rate needs --stages, e.g. --stages 30s:100,1m:100 (targets in iterations/s)")
-        curve = RateCurve.from_stages(stages, o.rate or 0.0).scaled(1.0 / share.count)
-        peak = max([o.rate or 0.0] + [s.target for s in stages])
-        pre, mx = vu_counts(o, share, peak)
-        return cls(curve, o.arrival == "poisson", pre, mx, share,
-                   o.graceful_stop if o.graceful_stop is not None else 30.0)
+        if not (isinstance(o.shape, Shape) and o.shape.kind == "trace"):
+            require(o.stages, "ramping-arrival-rate needs --stages, e.g. --stages 30s:100,1m:100 (targets in iterations/s)")
+        return cls.from_curve(o, share, open_curve(o))
+
+    @classmethod
+    def from_curve(cls, o: Options, share: Share, full: RateCurve) -> RampingArrivalRate:
+        """This worker's share of the full-rate curve ``full``, with the arrival process of ``o``."""
+        pre, mx = vu_counts(o, share, peak_rate(full))
+        arrival = parse_arrival(o.arrival or "uniform")
+        return cls(full.scaled(1.0 / share.count), arrival.kind == "poisson", pre, mx, share,
+                   o.graceful_stop if o.graceful_stop is not None else 30.0, cv=arrival.cv)
 
     def target_rate(self, t: float) -> float:
         return self.curve.rate_at(t)
@@ -43,4 +50,4 @@ class RampingArrivalRate:
 
     async def run(self, rt: Runtime) -> None:
         await dispatch(rt, self.curve, poisson=self.poisson, pre_vus=self.pre_vus, max_vus=self.max_vus,
-                       share=self.share, grace_s=self.graceful_stop)
+                       share=self.share, grace_s=self.graceful_stop, cv=self.cv)

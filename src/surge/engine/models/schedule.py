@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 
 from surge.api.options import Stage
@@ -42,6 +43,7 @@ class RateCurve:
 
     def __init__(self, segments: Sequence[tuple[float, float, float, float]]) -> None:
         self.segments = [s for s in segments if s[1] > s[0]]
+        self._starts = [s[0] for s in self.segments]  # for bisection: shapes make thousands of segments
         self._cum = [0.0]
         for t0, t1, r0, r1 in self.segments:
             self._cum.append(self._cum[-1] + (r0 + r1) / 2.0 * (t1 - t0))
@@ -74,14 +76,18 @@ class RateCurve:
         return self._cum[-1]
 
     def rate_at(self, t: float) -> float:
-        for t0, t1, r0, r1 in self.segments:
-            if t0 <= t < t1:
+        i = bisect_right(self._starts, t) - 1
+        if i >= 0:
+            t0, t1, r0, r1 = self.segments[i]
+            if t < t1:
                 return r0 + (r1 - r0) * (t - t0) / (t1 - t0)
         return 0.0
 
     def time_of(self, n: float) -> float | None:
         """The time at which N(t) reaches ``n``; None when it never does."""
-        for i, (t0, t1, r0, r1) in enumerate(self.segments):
+        first = max(bisect_left(self._cum, n) - 1, 0)  # the first segment whose end reaches n
+        for i in range(first, len(self.segments)):
+            t0, t1, r0, r1 = self.segments[i]
             if n <= self._cum[i + 1]:
                 d = n - self._cum[i]
                 a = 0.5 * (r1 - r0) / (t1 - t0)
@@ -94,14 +100,27 @@ class RateCurve:
         return None
 
     def arrivals(
-        self, *, poisson: bool = False, phase: float = 0.0, rng: random.Random | None = None
+        self, *, poisson: bool = False, phase: float = 0.0, rng: random.Random | None = None,
+        cv: float | None = None, stride: int = 1, offset: int = 0,
     ) -> Iterator[float]:
         """Arrival times in s. Uniform: the k-th arrival where N(t) = k + phase.
 
         Poisson: a non-homogeneous Poisson process by time-rescaling, N(t_k) =
         E_1 + ... + E_k with E_i ~ Exp(1).
+
+        Gamma (``cv`` given): the same time-rescaling with gaps G_i ~ Gamma(shape
+        1/cv², scale cv²): mean 1 (so the rate curve is kept on average) and
+        coefficient of variation ``cv`` (cv = 1 is Poisson). Gaps are drawn for the
+        whole stream, of which this curve carries 1/``stride`` (the curve is the
+        full rate divided by ``stride``): every ``stride``-th arrival from
+        ``offset``. Workers sharing ``rng``'s seed thus split one bursty stream
+        exactly, instead of superposing independent ones (which would smooth the
+        bursts away).
         """
         rng = rng or random.Random(0)
+        if cv is not None:
+            yield from self._gamma_arrivals(rng, cv, stride, offset)
+            return
         n = phase if not poisson else rng.expovariate(1.0)
         while True:
             t = self.time_of(n)
@@ -109,3 +128,17 @@ class RateCurve:
                 return
             yield t
             n += rng.expovariate(1.0) if poisson else 1.0
+
+    def _gamma_arrivals(self, rng: random.Random, cv: float, stride: int, offset: int) -> Iterator[float]:
+        k, theta = 1.0 / (cv * cv), cv * cv
+        n, i = rng.gammavariate(k, theta) / stride, 0
+        while True:
+            if i % stride == offset:
+                t = self.time_of(n)
+                if t is None:
+                    return
+                yield t
+            elif n > self.total:
+                return
+            n += rng.gammavariate(k, theta) / stride
+            i += 1
