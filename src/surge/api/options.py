@@ -114,6 +114,7 @@ class Options:
         thresholds: expressions such as ``"p95<300ms"``.
         abort_on_fail: stop the run early when a threshold fails during it.
         max_duration: hard bound in s for iteration-count models (default 10 min).
+        cookies: ``False`` turns off the per-VU cookie jar (on by default).
     """
 
     model: str | None = None
@@ -132,6 +133,7 @@ class Options:
     thresholds: tuple[str, ...] = ()
     abort_on_fail: bool | None = None
     max_duration: float | None = None
+    cookies: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -190,6 +192,8 @@ class Options:
             val = getattr(self, key)
             if val is not None and (not isinstance(val, int) or val < 0):
                 raise UsageError(f"invalid {key} {val!r} in {source}: must be a whole number >= 0")
+        if self.cookies is not None and not isinstance(self.cookies, bool):
+            raise UsageError(f"invalid cookies {self.cookies!r} in {source}: use True or False")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise UsageError(f"invalid rate {self.rate!r} in {source}: must be > 0 (iterations per second)")
 

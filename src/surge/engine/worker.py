@@ -153,10 +153,11 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         pool = ConnectionPool(connect_timeout=connect_t, insecure=plan.insecure)
         headers = dict(plan.headers)
         timeouts = Timeouts(connect_t, read_t, total_t)
+        cookies = plan.options.cookies is not False
 
         def make_client() -> Client:
             return Client(pool, recorder, base_url=plan.options.base_url, headers=headers,
-                          timeouts=timeouts, follow_redirects=plan.follow_redirects)
+                          timeouts=timeouts, follow_redirects=plan.follow_redirects, cookies=cookies)
 
         model = build_model(plan.options, share)
         o = plan.options
