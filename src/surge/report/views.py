@@ -457,23 +457,44 @@ def _metadata(run: RunData) -> str:
     return _section("metadata", f'<table class="kv">{trs}</table>')
 
 
-def _optional(run: RunData, sid: str, filename: str, module: str, func: str) -> str:
-    """Hook for sections other modules draw (SUT resources, profile flame graph): shown when the
-    run directory has ``filename`` and ``surge.report.<module>.<func>(run) -> str`` exists."""
+def _optional_charts(run: RunData, filename: str, draw: Callable[[Any], list[dict[str, Any]]],
+                     prefix: str) -> str:
+    """Charts of an optional run-directory file; a file that cannot be drawn gets a note,
+    not a broken report."""
     if run.run_dir is None or not (run.run_dir / filename).is_file():
         return ""
     try:
-        mod = __import__(f"surge.report.{module}", fromlist=[func])
+        figs = draw(run.run_dir)
+    except Exception as exc:  # an optional section must not cost the whole report
+        return _callout(f"could not draw {filename}: {type(exc).__name__}: {exc}", "bad")
+    return "\n".join(F.chart(f"{prefix}-{i}", fig) for i, fig in enumerate(figs))
+
+
+def _sut_section(run: RunData) -> str:
+    """Hook: SUT resources (sut.jsonl), drawn by surge.report.sut_figures when installed."""
+    try:
+        from surge.report.sut_figures import sut_figures
+        from surge.results.sut_files import read_sut
     except ImportError:
         return ""
-    fn: Callable[[RunData], str] | None = getattr(mod, func, None)
-    if fn is None:
-        return ""
+    body = _optional_charts(run, "sut.jsonl", lambda d: sut_figures(read_sut(d)), "chart-sut")
+    return _section("sut", body) if body else ""
+
+
+def _profile_section(run: RunData) -> str:
+    """Hook: the SUT's py-spy profile (profile.collapsed) as a flame graph (surge.report.flame)."""
     try:
-        body = fn(run)
-    except Exception as exc:  # an optional section must not cost the whole report
-        body = _callout(f"could not draw this section from {filename}: {type(exc).__name__}: {exc}", "bad")
-    return _section(sid, body) if body else ""
+        from surge.report.flame import flame_figure
+        from surge.results.sut_files import read_profile
+    except ImportError:
+        return ""
+
+    def draw(d: Any) -> list[dict[str, Any]]:
+        stacks = read_profile(d)
+        return [flame_figure(stacks)] if stacks else []
+
+    body = _optional_charts(run, "profile.collapsed", draw, "chart-flame")
+    return _section("profile", body) if body else ""
 
 
 def render_run_body(run: RunData, baseline: RunData | None = None, *, comparison: dict | None = None) -> str:
@@ -497,9 +518,7 @@ def render_run_body(run: RunData, baseline: RunData | None = None, *, comparison
     ]
     if comparison is not None:
         sections.append(("comparison", _comparison(comparison)))
-    sections += [("sut", _optional(run, "sut", "sut.jsonl", "sut_figures", "sut_section")),
-                 ("profile", _optional(run, "profile", "profile.collapsed", "flame", "flame_section")),
-                 ("metadata", _metadata(run))]
+    sections += [("sut", _sut_section(run)), ("profile", _profile_section(run)), ("metadata", _metadata(run))]
     sections = [(sid, html) for sid, html in sections if html]
     head = _head(run, baseline, [sid for sid, _ in sections])
     body = "\n".join(html for _, html in sections)
