@@ -131,7 +131,8 @@ class HttpConnection(asyncio.Protocol):
         n = len(name)
         if n == 16 and name.lower() == b"content-encoding":
             self._gzip = value.strip().lower() == b"gzip"
-        elif n == 10 and name.lower() == b"set-cookie":
+        elif n == 10 and name[3] == 45 and name.lower() == b"set-cookie":
+            # name[3] is "-": skips lower-casing "Connection", the other 10-letter header.
             self.set_cookie = True  # the client looks at cookies only when this is set
 
     def on_headers_complete(self) -> None:
