@@ -92,6 +92,9 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
         for r in s["thresholds"]:
             tt.add_row(r["threshold"], r["observed_text"], "[green]PASS[/]" if r["passed"] else "[bold red]FAIL[/]")
         console.print(tt)
+    for label, p in ((s.get("sut") or {}).get("procs") or {}).items():  # --monitor / --launch
+        console.print(f"SUT {label}: CPU mean {p['cpu_pct_mean']:.0f}% max {p['cpu_pct_max']:.0f}% (100% = one core), "
+                      f"RSS max {p['rss_mb_max']:.0f} MB", highlight=False, markup=False)
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if s.get("run_dir"):
