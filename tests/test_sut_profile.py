@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_py_spy_finds_the_hot_function_under_load(scenario_file, tmp_path):
     out = tmp_path / "runs"
     r = surge_cli("run", scenario_file(SCEN), "--vus", "2", "-d", "3s", "-w", "1", "-b", f"http://127.0.0.1:{port}",
                   "--launch", f"{sys.executable} {BUSY} --port {port} --burn-ms 3", "--py-spy", "launched",
-                  "--out", out, "--json", "--no-store")
+                  "--out", out, "--json")
     assert r.rc == 0, r
     assert_no_traceback(r.stderr)
     run_dir = next(out.iterdir())
@@ -61,6 +62,11 @@ def test_py_spy_finds_the_hot_function_under_load(scenario_file, tmp_path):
     assert shown.data["samples"] > 10
     table = surge_cli("profile", "show", run_dir, "--top", "5")
     assert table.rc == 0 and HOT in table.stdout
+    by_id = surge_cli("profile", "show", r.data["stored_as"], "--top", "5", "--json")  # via the run store
+    assert by_id.rc == 0 and by_id.data["functions"] == shown.data["functions"], by_id
+    shutil.rmtree(run_dir)
+    gone = surge_cli("profile", "show", r.data["stored_as"])
+    assert gone.rc == 2 and "no longer exists" in error_lines(gone.stderr)[0], gone
 
 
 def test_profile_diff_ranks_what_got_hotter(tmp_path):
