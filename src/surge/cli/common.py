@@ -195,6 +195,7 @@ def run_and_report(
     store_url: str | None = None,
     no_store: bool = False,
     monitor: Any = None,
+    extra_outputs: list[Any] | None = None,
 ) -> None:
     """Run (``repeat`` times), print, record in the store and exit with the documented code.
 
@@ -209,7 +210,7 @@ def run_and_report(
     summaries, codes = [], []
     group = None
     for i in range(repeat):
-        outputs = []
+        outputs = list(extra_outputs or [])  # e.g. the live dashboard's feed (surge run --dashboard)
         if not quiet and not as_json and stderr.is_terminal:
             outputs.append(LivePanel(stderr, planned_seconds(spec), title))
         elif not quiet and not as_json:

@@ -7,6 +7,7 @@ import click
 from surge._version import __version__
 from surge.cli.capacity_cmd import capacity_cmd
 from surge.cli.compare_cmd import compare_cmd, gate_cmd
+from surge.cli.dashboard_cmd import dashboard_cmd
 from surge.cli.demo_cmd import demo
 from surge.cli.explain_cmd import explain_cmd
 from surge.cli.history_cmd import history_cmd
@@ -42,6 +43,7 @@ cli.add_command(baseline_group)
 cli.add_command(compare_cmd)
 cli.add_command(gate_cmd)
 cli.add_command(history_cmd)
+cli.add_command(dashboard_cmd)
 cli.add_command(explain_cmd)
 cli.add_command(capacity_cmd)
 cli.add_command(profile_group)

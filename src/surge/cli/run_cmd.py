@@ -21,6 +21,7 @@ from surge.cli.common import (
     run_and_report,
     store_options,
 )
+from surge.cli.dashboard_cmd import dashboard_options, run_dashboard
 from surge.cli.sut_flags import monitor_spec, sut_options
 
 
@@ -101,6 +102,7 @@ def _profile(value: str) -> str | int:
 @store_options
 @output_options
 @sut_options
+@dashboard_options
 def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, shape, pacing,
             profile, target, graceful_stop,
             graceful_ramp_down, max_duration, base_url, headers, follow_redirects, tags, repeat, no_store,
@@ -156,9 +158,11 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         spec = RunSpec(options=opts, workers=worker_count(opts, workers), scenario_path=scen.path,
                        timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure,
                        headers=parse_headers(headers), seed=seed, follow_redirects=follow_redirects)
-        run_and_report(spec=spec, label=scenario.stem, title=scenario.name, thresholds=ths,
-                       abort_on_fail=abort, out_root=out_root, no_save=no_save, as_json=as_json,
-                       quiet=quiet, scenarios=scen, tags=parse_tags(tags), repeat=repeat,
-                       store_url=store_url_opt, no_store=no_store, monitor=monitor)
+        with run_dashboard(store_url_opt=store_url_opt, title=scenario.name) as extra_outputs:
+            run_and_report(spec=spec, label=scenario.stem, title=scenario.name, thresholds=ths,
+                           abort_on_fail=abort, out_root=out_root, no_save=no_save, as_json=as_json,
+                           quiet=quiet, scenarios=scen, tags=parse_tags(tags), repeat=repeat,
+                           store_url=store_url_opt, no_store=no_store, monitor=monitor,
+                           extra_outputs=extra_outputs)
 
     guarded(go)
