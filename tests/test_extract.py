@@ -120,3 +120,20 @@ def test_required_extraction_is_counted_as_an_iteration_error(test_server, scena
     assert_no_traceback(err)
     assert {c["name"]: (c["passes"], c["fails"]) for c in s["checks"]} == {"token sent back": (6, 0)}
     assert s["iterations"]["errors"] == {"ExtractionError": 6}
+
+
+def test_login_flow_example_runs_clean_against_the_demo(tmp_path):
+    """examples/login_flow.py: a per-VU session (cart id) extracted and sent back, CSV feeder beside it."""
+    from pathlib import Path
+
+    from conftest import surge_cli
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "login_flow.py"
+    res = surge_cli("demo", "run", example, "--duration", "2s", "--json", cwd=tmp_path, timeout=90)
+    assert res.rc == 0, res.stderr
+    assert_no_traceback(res.stderr)
+    s = res.data
+    assert s["errors"] == 0 and s["iterations"]["errors"] == {}, s["iterations"]
+    checks = {c["name"]: (c["passes"], c["fails"]) for c in s["checks"]}
+    assert checks["open cart: 201"][0] > 0 and checks["add to cart: 200"][0] > 0, checks
+    assert all(fails == 0 for _, fails in checks.values()), checks
