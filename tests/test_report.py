@@ -155,6 +155,28 @@ def test_series_only_directory_and_unreadable_json(tmp_path):
     assert '<section id="metadata">' in render_run_body(run)
 
 
+def test_verdict_says_generator_bound_interrupted_and_dropped(tmp_path):
+    run = read_run_dir(make_run(tmp_path / "r"))
+    run.summary["status"] = "interrupted"
+    run.summary["generator"] = {"bound": True, "explanation": "GENERATOR-BOUND: cpu above 90 %"}
+    run.summary["iterations"]["dropped"] = 17
+    run.summary["thresholds"] = [{"threshold": "p95<1ms", "observed_text": "25 ms", "passed": False}]
+    body = render_run_body(run)
+    verdict = body[body.index('<section id="verdict">'):body.index('<section id="key-numbers">')]
+    assert "GENERATOR-BOUND: cpu above 90 %" in verdict
+    assert "interrupted (Ctrl-C)" in verdict and "17 iterations were dropped" in verdict
+    assert "FAIL" in verdict and "threshold p95&lt;1ms failed" in verdict
+
+
+def test_comparison_chart_keeps_the_worst_rows_when_there_are_many():
+    rows = [{"name": f"GET /{i}", "metric": "p50", "ratio": 1.0 + i / 1000, "ci_low": 0.9, "ci_high": 1.2,
+             "verdict": "SAME"} for i in range(200)]
+    rows[150]["verdict"] = "REGRESSED"
+    fig = F.comparison_figure(rows, 0.05)
+    labels = fig["data"][0]["y"]
+    assert len(labels) == F.MAX_COMPARISON_ROWS and "GET /150 · p50" in labels and "GET /199 · p50" in labels
+
+
 def test_not_a_run_directory_and_unknown_id_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="not a run directory"):
         load_run_data(str(tmp_path))

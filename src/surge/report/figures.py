@@ -22,6 +22,7 @@ from surge.metrics.histogram import Histogram, bucket_mid
 from surge.metrics.stats import RequestStats, SecondStats
 
 MAX_POINTS = 1800  # per trace; a 1-hour run becomes 2-second buckets
+MAX_COMPARISON_ROWS = 60  # (name, metric) rows drawn in the comparison chart
 PCT_COLORS = {50: "#1f77b4", 95: "#ff7f0e", 99: "#d62728"}
 BASELINE_COLOR = "#7f7f7f"
 VERDICT_COLORS = {"REGRESSED": "#d62728", "IMPROVED": "#2ca02c", "SAME": "#7f7f7f", "INCONCLUSIVE": "#e6a700"}
@@ -302,6 +303,12 @@ def comparison_figure(rows: list[dict[str, Any]], delta: float) -> dict[str, Any
     rows = [r for r in rows if r.get("ratio") is not None]
     if not rows:
         return None
+    if len(rows) > MAX_COMPARISON_ROWS:
+        # many names: keep the rows worth a look (worst verdicts, then largest changes); the table has all
+        order = {v: i for i, v in enumerate(("REGRESSED", "INCONCLUSIVE", "IMPROVED", "SAME"))}
+        keep = sorted(rows, key=lambda r: (order.get(r.get("verdict"), 4), -abs(r["ratio"] - 1)))
+        chosen = {id(r) for r in keep[:MAX_COMPARISON_ROWS]}
+        rows = [r for r in rows if id(r) in chosen]
     labels = [f"{r['name']} · {r['metric']}" for r in rows]
     x = [r4((r["ratio"] - 1) * 100) for r in rows]
     plus = [r4((r["ci_high"] - r["ratio"]) * 100) if r.get("ci_high") is not None else 0 for r in rows]
