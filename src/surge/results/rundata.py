@@ -18,7 +18,7 @@ from surge.metrics.aggregate import RunAggregate
 from surge.metrics.stats import Key, RequestStats, SecondStats
 from surge.results.rundir import read_histograms, read_series
 
-__all__ = ["RunData", "load_run_data", "read_run_dir"]
+__all__ = ["RunData", "from_store", "load_run_data", "read_run_dir"]
 
 
 @dataclass
@@ -145,7 +145,8 @@ def read_run_dir(path: Path | str) -> RunData:
                    notes=notes)
 
 
-def _from_store(ref: str, store: Any) -> RunData:
+def from_store(ref: str, store: Any) -> RunData:
+    """A run of the store by id, unique prefix or ``latest`` (never reads a directory named by ``ref``)."""
     rec = store.get_run(ref)  # UsageError for an unknown or ambiguous id
     meta, summary = store.documents(rec.id)
     series = store.series(rec.id)
@@ -165,4 +166,7 @@ def load_run_data(ref: str, store: Any | None = None) -> RunData:
     if store is None:
         raise UsageError(f"{ref!r} is not a run directory, and no run store is open: "
                          "give a run directory or use --store")
-    return _from_store(ref, store)
+    return from_store(ref, store)
+
+
+_from_store = from_store  # the name the dashboard imported first
