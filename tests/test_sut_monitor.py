@@ -42,6 +42,35 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _start_surge(*args: object) -> subprocess.Popen:
+    """surge in the background (its own session), for tests that act while it runs."""
+    return subprocess.Popen([*SURGE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _first_sample(out: Path, timeout: float = 20.0) -> list[dict]:
+    """The samples of the run being written under ``out``, once there is one (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dirs = [d for d in out.glob("*") if d.is_dir()]
+        samples = read_sut(dirs[0]) if dirs else []
+        if samples:
+            return samples
+        time.sleep(0.1)
+    return []
+
+
+def _reap(surge: subprocess.Popen, *others: subprocess.Popen) -> None:
+    """Kill what is left: surge's whole session (workers included), then the other processes."""
+    if surge.poll() is None:
+        os.killpg(surge.pid, signal.SIGKILL)
+        surge.communicate()
+    for p in others:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -82,23 +111,27 @@ def test_missing_pid_is_a_usage_error_before_the_load(scenario_file, test_server
     assert len(errs) == 1 and str(pid) in errs[0] and "no process" in errs[0]
 
 
-def test_process_exiting_mid_run_is_recorded_and_the_run_goes_on(scenario_file, test_server, tmp_path):
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.2)"])
+def test_process_killed_mid_run_is_recorded_and_the_run_goes_on(scenario_file, test_server, tmp_path):
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    out = tmp_path / "runs"
+    proc = _start_surge("run", scenario_file(SCEN), "--vus", "1", "-d", "3s", "-w", "1", "-b", test_server,
+                        "--monitor", str(victim.pid), "--out", out, "--json", "--no-store")
     try:
-        out = tmp_path / "runs"
-        r = surge_cli("run", scenario_file(SCEN), "--vus", "1", "-d", "3s", "-w", "1", "-b", test_server,
-                      "--monitor", str(victim.pid), "--out", out, "--json", "--no-store")
-    finally:
-        victim.kill()
+        assert _first_sample(out), "no sample within 20 s"
+        victim.kill()  # mid-run: after the first sample
         victim.wait()
-    assert r.rc == 0, r
-    assert r.data["status"] == "completed" and r.data["requests"] > 0
-    warns = [w for w in r.data["warnings"] if f"monitored process {victim.pid}" in w]
-    assert len(warns) == 1 and "exited at" in warns[0], r.data["warnings"]
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        _reap(proc, victim)
+    assert proc.returncode == 0, stderr
+    data = json.loads(stdout)
+    assert data["status"] == "completed" and data["requests"] > 0
+    warns = [w for w in data["warnings"] if f"monitored process {victim.pid}" in w]
+    assert len(warns) == 1 and "exited at" in warns[0], data["warnings"]
     samples = read_sut(_run_dir(out))
     label = next(iter(samples[0]["procs"]))
     states = [s["procs"][label]["alive"] for s in samples]
-    assert states[-1] is False and False in states
+    assert states[0] is True and states[-1] is False
     dead = next(s["procs"][label] for s in samples if not s["procs"][label]["alive"])
     assert dead["cpu_pct"] is None and dead["rss_mb"] is None  # no figures rather than zeros
 
@@ -141,25 +174,16 @@ def test_unknown_name_and_failing_launch_are_usage_errors(scenario_file, test_se
 def test_ctrl_c_still_stops_the_launched_server(scenario_file, tmp_path):
     port = free_port()
     out = tmp_path / "runs"
-    proc = subprocess.Popen(
-        [*SURGE, "run", str(scenario_file(SCEN)), "--vus", "1", "-d", "20s", "-w", "1", "-b",
-         f"http://127.0.0.1:{port}", "--launch", f"{sys.executable} {BUSY} --port {port}", "--out", str(out),
-         "--json", "--no-store"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = _start_surge("run", scenario_file(SCEN), "--vus", "1", "-d", "20s", "-w", "1", "-b",
+                        f"http://127.0.0.1:{port}", "--launch", f"{sys.executable} {BUSY} --port {port}",
+                        "--out", out, "--json", "--no-store")
     try:
-        deadline = time.monotonic() + 20.0
-        samples: list = []
-        while time.monotonic() < deadline and not samples:  # wait for the first sample, bounded
-            time.sleep(0.2)
-            dirs = list(out.glob("*/"))
-            samples = read_sut(dirs[0]) if dirs else []
+        samples = _first_sample(out)
         assert samples, "no sample within 20 s"
         os.kill(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        _reap(proc)
     assert proc.returncode == 130, stderr
     assert json.loads(stdout)["status"] == "interrupted"
     assert _gone(samples[0]["procs"]["launched"]["pid"])
