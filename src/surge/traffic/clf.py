@@ -21,7 +21,7 @@ from datetime import datetime
 
 from surge.traffic.record import LogRecord
 
-_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+_QUOTED = r'"([^"\\]*(?:\\.[^"\\]*)*)"'  # a quoted field with \" escapes, unrolled (no backtracking)
 LINE = re.compile(
     r"(\S+) \S+ \S+ \[([^\]]+)\] " + _QUOTED + r" (\d{3}|-) (\d+|-)"
     r"(?: " + _QUOTED + " " + _QUOTED + r")?"

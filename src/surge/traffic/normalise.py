@@ -19,6 +19,7 @@ from the template (it stays in the replayed URL).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 ID = "{id}"
 _NUMBER = re.compile(r"\d+")
@@ -44,6 +45,7 @@ def is_identifier(segment: str) -> bool:
     return len(segment) >= MIN_TOKEN and mixed and bool(_TOKEN.fullmatch(segment))
 
 
+@lru_cache(maxsize=4096)  # path words repeat on every line; a log's ids cycle through
 def _segment(seg: str) -> str:
     if is_identifier(seg):
         return ID
@@ -66,7 +68,7 @@ def template(target: str) -> str:
         path = rest[slash:] if slash >= 0 else "/"
     if not path.startswith("/"):
         path = "/" + path
-    return "/".join(_segment(s) for s in path.split("/"))
+    return "/".join([_segment(s) for s in path.split("/")])
 
 
 __all__ = ["ID", "is_identifier", "template"]

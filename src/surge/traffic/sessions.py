@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 
@@ -36,8 +37,9 @@ class Sessionizer:
         self.gap_s = gap_s
         self.open: dict[str, list[float]] = {}  # key -> [last time, requests, first time]
         self.lengths: Counter = Counter()
-        self.durations: list[float] = []  # sample of session durations (s), bounded like gaps
-        self.gaps: list[float] = []
+        # Samples as arrays of doubles (8 bytes each, not a 32-byte float object).
+        self.durations = array("d")  # sample of session durations (s), bounded like gaps
+        self.gaps = array("d")
         self.n_gaps = 0
         self._n_durations = 0
         self._rng = random.Random(seed)
