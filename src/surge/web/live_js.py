@@ -36,10 +36,10 @@ LIVE_JS = r"""
 
   function layout(c) {
     return {
-      title: { text: c.title, x: 0, font: { size: 14 } }, height: 280,
-      margin: { l: 55, r: 15, t: 40, b: 40 }, hovermode: "x unified",
-      legend: { orientation: "h", y: -0.25 },
-      xaxis: { title: { text: "seconds since start" }, zeroline: false },
+      title: { text: c.title, x: 0, font: { size: 14 } }, height: 300,
+      margin: { l: 55, r: 15, t: 40, b: 80 }, hovermode: "x unified",
+      legend: { orientation: "h", y: -0.3, yanchor: "top" },
+      xaxis: { title: { text: "seconds since start", standoff: 4 }, zeroline: false },
       yaxis: { title: { text: c.y }, rangemode: "tozero" },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)"
     };
