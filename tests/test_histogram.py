@@ -232,8 +232,28 @@ def test_empty_histogram():
 def test_encode_decode_round_trip(vals):
     h = hist(vals)
     text = h.encode()
-    assert isinstance(text, str) and text.startswith("v1:")
+    assert isinstance(text, str) and text.startswith("v2:")
     same(Histogram.decode(text), h)
+
+
+@fast
+@given(value_lists)
+def test_dense_v1_encoding_of_older_runs_is_still_read(vals):
+    import base64
+    import zlib
+
+    h = hist(vals)
+    payload = base64.b64encode(zlib.compress(h.counts.tobytes())).decode()
+    v1 = f"v1:{h.count}:{h.sum_ns}:{'' if h.min_ns is None else h.min_ns}:{'' if h.max_ns is None else h.max_ns}:{payload}"
+    same(Histogram.decode(v1), h)
+
+
+def test_decoded_histograms_stay_sparse_until_written():
+    h = Histogram.decode(hist([MS, 2 * MS, 40 * MS]).encode())
+    assert h._counts is None and len(h.nonzero()[0]) == 3
+    assert h.percentile(50) == hist([MS, 2 * MS, 40 * MS]).percentile(50)
+    acc = Histogram().merge(h).merge(h)
+    assert acc.count == 6 and h._counts is None
 
 
 @fast
@@ -261,7 +281,8 @@ def test_decoded_histogram_is_writable_and_mergeable():
     [
         "",
         "garbage",
-        "v2:1:1:1:1:eJwDAAAAAAE=",  # unknown version
+        "v9:1:1:1:1:eJwDAAAAAAE=",  # unknown version
+        "v2:1:1:1:1:eJwDAAAAAAE=",  # no buckets but a count of 1
         "v1:1:1:1:1:not base64!!",
         "v1:1:1:1:1:" + "A" * 16,  # base64 but not zlib
         "v1:1:1:1:1:eJwDAAAAAAE=",  # zlib of b"": wrong number of buckets
