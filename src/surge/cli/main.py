@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from surge._version import __version__
+from surge.cli.breakpoint_cmd import breakpoint_cmd
 from surge.cli.capacity_cmd import capacity_cmd
 from surge.cli.compare_cmd import compare_cmd, gate_cmd
 from surge.cli.dashboard_cmd import dashboard_cmd
@@ -35,6 +36,7 @@ def cli() -> None:
 
 cli.add_command(run_cmd)
 cli.add_command(hit_cmd)
+cli.add_command(breakpoint_cmd)
 cli.add_command(replay_cmd)
 cli.add_command(model_cmd)
 cli.add_command(demo)
