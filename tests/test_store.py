@@ -728,3 +728,12 @@ def test_two_processes_write_to_one_store_at_once(url, tmp_path):
         assert len(runs) == 11
         for d in [*groups[0], *groups[1], shared]:
             assert same_series(s.series(Path(d).name), read_series(Path(d)))
+
+
+def test_a_run_with_zero_requests_is_recorded(store, tmp_path):
+    # every iteration raised before sending: no request keys, no per-name stats
+    path = make_run(tmp_path, "20261123-000000-empty", names=())
+    rid = store.record_run(path)
+    assert store.get_run(rid).id == rid
+    assert store.name_stats(rid) == []
+    assert len(store.series(rid)) == 3

@@ -660,15 +660,21 @@ class Store:
         if tags:
             conn.execute(insert(S.run_tags), [{"run_pk": pk, "key": k, "value": v} for k, v in tags.items()])
         duration = float(data.meta.get("duration_s") or (data.summary or {}).get("duration_s") or len(data.series))
-        conn.execute(insert(S.run_stats), _stats_rows(pk, _name_entries(data, duration)))
+        # An empty parameter list would make insert() write one row of NULLs: a run with
+        # zero requests has no stats or keys, and must still be recorded.
+        stats_rows = _stats_rows(pk, _name_entries(data, duration))
+        if stats_rows:
+            conn.execute(insert(S.run_stats), stats_rows)
         keys = sorted(set(data.histograms) | {k for st in data.series for k in st.requests})
         key_no = {k: i for i, k in enumerate(keys)}
-        conn.execute(insert(S.run_keys), [
+        key_rows = [
             {"run_pk": pk, "key_no": i, "scenario": k[0], "name": k[1], "method": k[2], "status": k[3],
              "count": st.count, "errors": _json_or_none(dict(st.errors)), "bytes_in": st.bytes_in,
              "hists": S.pack_hists((st.latency, st.service, st.ttfb))}
             for k, i in key_no.items() for st in [data.histograms.get(k) or RequestStats()]
-        ])
+        ]
+        if key_rows:
+            conn.execute(insert(S.run_keys), key_rows)
         seconds, series = [], []
         seen: set[int] = set()
         for st in data.series:
