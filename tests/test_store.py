@@ -735,5 +735,6 @@ def test_a_run_with_zero_requests_is_recorded(store, tmp_path):
     path = make_run(tmp_path, "20261123-000000-empty", names=())
     rid = store.record_run(path)
     assert store.get_run(rid).id == rid
-    assert store.name_stats(rid) == []
+    stats = store.name_stats(rid)
+    assert [(n.total, n.requests) for n in stats] == [(True, 0)]  # only the run's total row
     assert len(store.series(rid)) == 3
