@@ -76,6 +76,23 @@ def _sut_monitor(monitor: MonitorSpec | None, spec: RunSpec) -> Any:
     return sut
 
 
+def _findings(summary: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+    """The run's findings from what its directory holds so far (series, SUT samples, profile).
+
+    A failure here costs the findings, never the run: it becomes a warning.
+    """
+    from surge.analysis.findings import diagnose
+    from surge.results.rundir import read_series
+    from surge.results.sut_files import read_profile, read_sut
+
+    try:
+        found = diagnose(summary, read_series(run_dir), sut=read_sut(run_dir), stacks=read_profile(run_dir))
+        return [f.to_json() for f in found]
+    except Exception as exc:  # noqa: BLE001 - diagnosis is advisory
+        summary["warnings"].append(f"findings could not be computed: {type(exc).__name__}: {exc}")
+        return []
+
+
 def run_session(
     spec: RunSpec,
     *,
@@ -185,6 +202,8 @@ def run_session(
     summary["run_dir"] = str(run_dir) if run_dir else None
     if sut is not None and sut.summary() is not None:
         summary["sut"] = sut.summary()
+    if run_dir is not None:
+        summary["findings"] = _findings(summary, run_dir)
     meta_update = {"status": outcome.status, "ended_at": now_iso(), "duration_s": outcome.duration_s}
     for o in outs:
         o.finish(summary, outcome.agg, meta_update)

@@ -95,6 +95,12 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     for label, p in ((s.get("sut") or {}).get("procs") or {}).items():  # --monitor / --launch
         console.print(f"SUT {label}: CPU mean {p['cpu_pct_mean']:.0f}% max {p['cpu_pct_max']:.0f}% (100% = one core), "
                       f"RSS max {p['rss_mb_max']:.0f} MB", highlight=False, markup=False)
+    if s.get("findings"):
+        from surge.cli.render_findings import render_findings
+
+        render_findings(console, s["findings"], evidence=False)
+        if s.get("run_dir"):
+            console.print(f"  [dim]the evidence: surge explain {s['run_dir']}[/]", highlight=False)
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if s.get("run_dir"):
