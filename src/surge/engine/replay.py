@@ -144,8 +144,9 @@ class ReplayRunner:
     def _client(self) -> Client:
         if self.free:
             return self.free.pop()
+        # No cookie jar: a client carries requests of many different users of the log in turn.
         c = Client(self.pool, self.recorder, base_url=self.spec.base_url, headers=self.headers,
-                   timeouts=self.timeouts, follow_redirects=False)
+                   timeouts=self.timeouts, follow_redirects=False, cookies=False)
         c.scenario = SCENARIO
         return c
 
