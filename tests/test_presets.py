@@ -109,7 +109,7 @@ async def s(client):
         (["--profile", "load", "--target", "200"], "say what it counts"),
         (["--target", "5rps"], "goes with --profile"),
         (["--profile", "breakpoint", "--target", "50rps"], "give one"),
-        (["--profile", "4242"], "--py-spy"),
+        (["--profile", "4242", "--py-spy", "99"], "two processes"),
         (["--shape", "wave:period=1s", "--rate", "5"], "unknown shape"),
         (["--arrival", "gamma:cv=-1", "--rate", "5"], "cv"),
         (["--vus", "2", "--shape", "sine:period=10s"], "open model"),
@@ -142,3 +142,18 @@ def test_cli_preset_run(scenario_file, test_server):
     assert data["model"] == "ramping-arrival-rate"
     # 40/s over 2.4 s held plus two 0.3 s ramps: 108 arrivals expected
     assert 90 <= data["requests"] <= 115
+
+
+def test_profile_pid_is_py_spy(scenario_file):
+    """--profile PID does what --py-spy PID does (issue #6): here, both refuse a PID that is gone."""
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    path = scenario_file(SCEN)
+    common = ("run", path, "-b", "http://127.0.0.1:9", "--no-preflight", "-d", "1s", "--no-save", "--no-store")
+    a = surge_cli(*common, "--profile", str(gone.pid))
+    b = surge_cli(*common, "--py-spy", str(gone.pid))
+    assert a.rc == b.rc == 2
+    assert error_lines(a.stderr) == error_lines(b.stderr) and f"--py-spy {gone.pid}" in a.stderr
+    assert_no_traceback(a.stderr)

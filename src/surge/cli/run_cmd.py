@@ -87,7 +87,7 @@ def _profile(value: str) -> str | int:
               help="Closed models: start each VU's iterations this often, e.g. 5s, whatever they take (overruns fail the 'pacing' check).")
 @click.option("--profile", "profile", callback=_parsed(_profile), metavar="PRESET|PID",
               help=f"Test-type preset: {', '.join(PRESETS)} (see docs/presets.md); needs --target, "
-                   "stretched by --duration; explicit flags override it.")
+                   "stretched by --duration; explicit flags override it. A number is a PID: same as --py-spy PID.")
 @click.option("--target", help="What a --profile ramps to: 200rps (arrival rate, open model) or 50vus (closed model).")
 @click.option("--graceful-stop", callback=duration_arg("graceful stop"), help="Time in-flight iterations get at the end (default 30s).")
 @click.option("--graceful-ramp-down", callback=duration_arg("graceful ramp-down"), help="Time iterations of removed VUs get (default 30s).")
@@ -133,25 +133,27 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         from surge.engine.loader import load_scenarios
         from surge.engine.models import build_model
 
-        if isinstance(profile, int):
-            raise UsageError(f"--profile {profile} is a PID: profiling a process is not available in this "
-                             "version; use --py-spy PID once it is, or --profile with a preset name")
-        if target is not None and profile is None:
+        # --profile PID is --py-spy PID (issue #6); a name is a preset.
+        spy, preset_name = (str(profile), None) if isinstance(profile, int) else (py_spy, profile)
+        if isinstance(profile, int) and py_spy not in (None, spy):
+            raise UsageError(f"--profile {profile} and --py-spy {py_spy} name two processes to profile: give one")
+        if target is not None and preset_name is None:
             raise UsageError("--target goes with --profile, e.g. --profile load --target 200rps")
-        preset = compile_preset(profile, parse_target(target) if target else None, duration) if profile else Options()
+        preset = (compile_preset(preset_name, parse_target(target) if target else None, duration)
+                  if preset_name else Options())
         scen = load_scenarios(scenario)
         cli = Options(model=model, base_url=base_url, vus=vus, rate=rate,
-                      duration=None if profile else duration, stages=stages,
+                      duration=None if preset_name else duration, stages=stages,
                       iterations=iterations, max_vus=max_vus, arrival=arrival, shape=shape, pacing=pacing,
                       graceful_stop=graceful_stop, graceful_ramp_down=graceful_ramp_down, max_duration=max_duration)
         opts = scen.options.merged(preset).merged(cli).normalised(source="command line")
         build_model(opts)  # validates the flag combination before any process starts
         ths = tuple(scen.options.thresholds) + tuple(thresholds)
         abort = abort_on_fail or bool(scen.options.abort_on_fail) or bool(preset.abort_on_fail)
-        if profile == "breakpoint" and not ths:
+        if preset_name == "breakpoint" and not ths:
             raise UsageError("--profile breakpoint stops at the first failing threshold: give one, "
                              "e.g. -t 'p95<300ms' -t 'error_rate<1%'")
-        monitor = monitor_spec(monitor_targets=monitor_targets, launch=launch, py_spy=py_spy,
+        monitor = monitor_spec(monitor_targets=monitor_targets, launch=launch, py_spy=spy,
                                prometheus=prometheus, prom_queries=prom_queries, base_url=opts.base_url)
         if not no_preflight and not launch:  # a --launch'ed server is waited for instead
             preflight(opts.base_url, "--base-url" if base_url else "options.base_url")
