@@ -149,3 +149,22 @@ def test_generator_bound_is_reported_first():
     s = _summary(generator={"bound": True, "explanation": "GENERATOR-BOUND: cpu", "reasons": ["cpu 99%"]})
     fs = diagnose(s, series)
     assert fs[0].kind == "generator_bound" and fs[0].severity == "critical"
+
+
+def test_hot_functions_skip_the_frames_that_host_the_framework():
+    # py-spy's short paths: a CLI that starts uvicorn, idle loop samples, and the request path
+    launcher = ("<module> (surge);main (surge/cli/main.py);Command.main (click/core.py);serve_cmd (shop/cli.py);"
+                "run_app (shop/server.py);Server.run (uvicorn/server.py);Runner.run (asyncio/runners.py)")
+    stacks = {
+        launcher: 400,  # the event loop waiting
+        launcher + ";Route.handle (starlette/routing.py);Shop.recommendations (shop/app.py);"
+                   "compute_similarity_scores (shop/app.py);compute_similarity_scores.<locals>.<listcomp> "
+                   "(shop/app.py);shingles (shop/app.py)": 450,
+        launcher + ";Route.handle (starlette/routing.py);Shop.list_products (shop/app.py);"
+                   "JSONResponse.render (starlette/responses.py);dumps (json/__init__.py)": 150,
+    }
+    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
+    hot = [f for f in diagnose(_summary(), series, stacks=stacks) if f.kind == "hot_functions"][0]
+    assert "compute_similarity_scores" in hot.title and "45%" in hot.title
+    assert not any(x in e for e in hot.evidence for x in ("serve_cmd", "run_app", "main ("))
+    assert any(e.startswith("Shop.list_products") for e in hot.evidence)

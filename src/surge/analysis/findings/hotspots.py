@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from surge.analysis.findings.base import Finding
 
 MIN_SHARE = 0.10  # of all samples
-# Frames of runtimes and frameworks: real work happens in them, but the fix is in the
-# application code that called them, so the application's frames are named instead.
-_LIBRARY = re.compile(
-    r"(/lib/python3[^/]*/(?!site-packages)|/(site|dist)-packages/(uvicorn|starlette|anyio|uvloop|httptools|h11|"
-    r"fastapi|django|flask|werkzeug|gunicorn|asgiref|sqlalchemy|pydantic|aiohttp)/|^<|\(<)")
+# Runtimes and frameworks: real work happens in them, but the fix is in the application
+# code that called them, so the application's frames are named instead. py-spy writes
+# short paths (``asyncio/runners.py``, ``starlette/routing.py``): the first path part
+# names the package.
+_FRAMEWORKS = frozenset({
+    "uvicorn", "starlette", "anyio", "uvloop", "httptools", "h11", "fastapi", "django", "flask",
+    "werkzeug", "gunicorn", "asgiref", "sqlalchemy", "pydantic", "pydantic_core", "aiohttp", "click",
+    "typer", "jinja2", "hypercorn", "granian", "tornado", "twisted", "gevent", "eventlet", "site-packages",
+})
+_LIBRARY_TOPS = _FRAMEWORKS | frozenset(sys.stdlib_module_names)
 _LINE = re.compile(r":\d+\)$")
+_LOCALS = re.compile(r"\.<locals>\.<(listcomp|dictcomp|setcomp|genexpr|lambda)>")
 
 
 def _function(frame: str) -> str:
-    """``name (file.py:12)`` -> ``name (file.py)``: samples of one function on several lines add up."""
-    return _LINE.sub(")", frame.strip())
+    """``name (file.py:12)`` -> ``name (file.py)``; a comprehension counts as its function."""
+    return _LOCALS.sub("", _LINE.sub(")", frame.strip()))
+
+
+def _is_library(fn: str) -> bool:
+    _, _, where = fn.partition(" (")
+    path = where.rstrip(")")
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif re.search(r"/lib/python3[^/]*/", path):
+        return True
+    if "/" not in path:  # a script (``<module> (surge)``), a module file, or ``<frozen runpy>``
+        return path.startswith("<") or path.removesuffix(".py") in _LIBRARY_TOPS
+    return path.split("/", 1)[0] in _LIBRARY_TOPS
 
 
 def _short(fn: str) -> str:
@@ -36,19 +55,28 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
     tot: dict[str, int] = {}
     own: dict[str, int] = {}
     depth: dict[str, int] = {}
+    parsed = []
+    hosts: set[str] = set()
     for stack, n in stacks.items():
-        frames = [f for f in stack.split(";") if f and not f.startswith("process ")]
-        seen = set()
-        for d, f in enumerate(frames):
-            fn = _function(f)
-            depth[fn] = max(depth.get(fn, 0), d)
-            if fn not in seen:
-                seen.add(fn)
-                tot[fn] = tot.get(fn, 0) + n
+        frames = [_function(f) for f in stack.split(";") if f and not f.startswith("process ")]
+        lib = [_is_library(fn) for fn in frames]
+        # Application frames above a library -> application hand-over host a framework
+        # (main, a CLI command, run_app): they are on the stack of nearly every sample
+        # and are never the cause, wherever else they appear.
+        last = max((i for i in range(1, len(frames)) if not lib[i] and lib[i - 1]), default=0)
+        hosts.update(fn for fn, is_lib in zip(frames[:last], lib[:last], strict=True) if not is_lib)
+        parsed.append((frames, lib, n))
+    for frames, lib, n in parsed:
         if frames:
-            leaf = _function(frames[-1])
-            own[leaf] = own.get(leaf, 0) + n
-    app = [(fn, c) for fn, c in tot.items() if not _LIBRARY.search(fn) and c / total < 0.995]
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+        seen = set()
+        for d, (fn, is_lib) in enumerate(zip(frames, lib, strict=True)):
+            if is_lib or fn in hosts or fn in seen:
+                continue
+            seen.add(fn)
+            depth[fn] = max(depth.get(fn, 0), d)
+            tot[fn] = tot.get(fn, 0) + n
+    app = list(tot.items())
     # the deepest of nested hot frames is the informative one: a handler that only calls
     # the hot function shares its total; prefer functions with the most self time among ties
     app.sort(key=lambda fc: (-fc[1], -own.get(fc[0], 0)))
@@ -56,15 +84,18 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
     if not hot:
         return None, []
     names = [_short(fn) for fn, _ in hot]
-    # Name the deepest function that still holds most of the hottest total: a handler that
-    # only calls compute_x() shares its total, and compute_x's helpers each hold less.
+    # The chain of functions that hold most of the hottest total, outermost first: a
+    # handler, the function it calls for the work, and that one's helpers.
     top_total = hot[0][1]
-    top_fn, top_c = max((fc for fc in hot if fc[1] >= 0.8 * top_total), key=lambda fc: depth.get(fc[0], 0))
+    chain = sorted((fc for fc in hot if fc[1] >= 0.75 * top_total), key=lambda fc: depth.get(fc[0], 0))
+    top_fn, top_c = chain[-1]
+    path = " -> ".join(fn.partition(" (")[0] for fn, _ in chain[-3:])
     ev = tuple(f"{_short(fn)}: {c / total:.0%} of samples in it or below, {own.get(fn, 0) / total:.0%} in itself"
                for fn, c in hot)
     return Finding(
         kind="hot_functions", severity="info", subject=_short(top_fn),
-        title=f"Hot code: {_short(top_fn)} is on the stack in {top_c / total:.0%} of the SUT's samples",
+        title=f"Hot code: {path} ({_short(top_fn).partition(' (')[2].rstrip(')')}) in "
+              f"{chain[0][1] / total:.0%} of the SUT's samples",
         detail=("These application functions were running (or calling what ran) most of the time the "
                 f"profiler looked ({total} samples). Making the first of them cheaper shortens every "
                 "request that reaches it."),
