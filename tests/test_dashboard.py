@@ -497,6 +497,23 @@ def test_surge_run_dashboard_streams_the_run_and_stops_after_it(test_server, sce
         urllib.request.urlopen(base + "/", timeout=2)
 
 
+def test_dashboard_keep_serves_after_the_run_until_ctrl_c(test_server, scenario_file, tmp_path):
+    path = scenario_file(SCENARIO)
+    proc = _popen("run", str(path), "-b", test_server, "--vus", "1", "-d", "1s", "--workers", "1", "--dashboard",
+                  "--dashboard-port", "0", "--dashboard-keep", "--out", str(tmp_path / "runs"), "--quiet")
+    try:
+        base = _url_from(proc, r"dashboard still on (http://127\.0\.0\.1:\d+)/ ")
+        events = _read_events(base + "/api/live/stream", 1)
+        snap = events[0][1]
+        assert snap["finish"]["status"] == "completed" and snap["rows"]  # the finished run stays on /live
+        listing = urllib.request.urlopen(base + "/", timeout=10).read().decode()
+        assert snap["run"]["run_id"] in listing  # and it is in the store's list
+    finally:
+        rc, _, err = _finish(proc, signal.SIGINT)
+    assert rc == 0, err
+    assert_no_traceback(err)
+
+
 def test_dashboard_keep_needs_dashboard(scenario_file, test_server):
     path = scenario_file(SCENARIO)
     proc = _popen("run", str(path), "-b", test_server, "-d", "1s", "--dashboard-keep", "--no-save")
