@@ -260,10 +260,12 @@ def test_empty_store(client):
     assert client.get("/live").status_code == 404  # no live run in `surge dashboard`
 
 
-@pytest.mark.xfail(strict=True, reason="store bug: record_run of a run without any request key inserts an "
-                                        "empty run_keys list (store.py _insert_children) and fails")
-def test_a_run_that_never_sent_a_request_can_be_recorded(store, tmp_path):
-    stored_run(store, tmp_path, "20261101-120000-none", names=())
+def test_a_run_that_never_sent_a_request(client, store, tmp_path):
+    rid = stored_run(store, tmp_path, "20261101-120000-none", names=())
+    r = client.get(f"/runs/{rid}")
+    assert r.status_code == 200 and f'data-run-id="{rid}"' in r.text
+    assert rid in client.get("/").text
+    assert client.get("/trend?metric=p95").status_code == 200
 
 
 def test_run_with_zero_requests_and_truncated_run(client, store, tmp_path):

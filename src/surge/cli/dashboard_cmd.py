@@ -8,11 +8,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from surge.api.errors import UsageError
 from surge.cli.common import guarded, store_options
+
+if TYPE_CHECKING:
+    from surge.web.live import LiveHub
+    from surge.web.server import DashboardServer
 
 DEFAULT_PORT = 8089
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")  # URL- and cookie-safe, long enough to guess hard
@@ -115,7 +120,7 @@ def run_dashboard(*, store_url_opt: str | None, title: str) -> Iterator[list[obj
 
 
 @contextmanager
-def live_dashboard(*, port: int, store_url_opt: str | None, keep: bool, title: str) -> Iterator[object]:
+def live_dashboard(*, port: int, store_url_opt: str | None, keep: bool, title: str) -> Iterator[_ServeFromStart]:
     """The live dashboard for one `surge run`: yields the engine output to add to the run.
 
     Serves on 127.0.0.1 only (no token needed) from a background thread; when the
@@ -149,27 +154,30 @@ def live_dashboard(*, port: int, store_url_opt: str | None, keep: bool, title: s
 class _ServeFromStart:
     """The live feed, which also starts the server when the first run starts (after the fork)."""
 
-    def __init__(self, hub: object, server: object, title: str) -> None:
+    def __init__(self, hub: LiveHub, server: DashboardServer, title: str) -> None:
         from surge.web.live import LiveFeed
 
-        self.feed = LiveFeed(hub, title)  # type: ignore[arg-type]
+        self.feed = LiveFeed(hub, title)
         self.server = server
 
-    def start(self, meta: dict) -> None:
-        self.server.start_background()  # type: ignore[attr-defined]  # no-op once running
+    def __repr__(self) -> str:
+        return f"_ServeFromStart({self.feed!r}, {self.server!r})"
+
+    def start(self, meta: dict[str, Any]) -> None:
+        self.server.start_background()  # a no-op once it runs (the next run of a --repeat)
         self.feed.start(meta)
 
-    def second(self, st: object, row: dict) -> None:
+    def second(self, st: Any, row: dict[str, Any]) -> None:
         self.feed.second(st, row)
 
-    def finish(self, summary: dict, agg: object, meta_update: dict) -> None:
+    def finish(self, summary: dict[str, Any], agg: Any, meta_update: dict[str, Any]) -> None:
         self.feed.finish(summary, agg, meta_update)
 
 
-def _wait_for_ctrl_c(server: object) -> None:
+def _wait_for_ctrl_c(server: DashboardServer) -> None:
     """Block until Ctrl-C (or until the server thread is gone)."""
     try:
-        while getattr(server, "running", False):
+        while server.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
