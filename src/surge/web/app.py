@@ -272,9 +272,9 @@ def create_app(store: Store | str, *, token: str | None = None, hub: LiveHub | N
 
 def _load_run(store: Store, ref: str) -> Any:
     """A stored run by id, unique prefix or 'latest': only ever from the store, never a path."""
-    from surge.results.rundata import _from_store  # a run directory named in a URL is never read
+    from surge.results.rundata import from_store  # a run directory named in a URL is never read
 
-    return _from_store(ref, store)
+    return from_store(ref, store)
 
 
 def _date(text: str, what: str) -> datetime | None:
