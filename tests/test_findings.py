@@ -168,3 +168,33 @@ def test_hot_functions_skip_the_frames_that_host_the_framework():
     assert "compute_similarity_scores" in hot.title and "45%" in hot.title
     assert not any(x in e for e in hot.evidence for x in ("serve_cmd", "run_app", "main ("))
     assert any(e.startswith("Shop.list_products") for e in hot.evidence)
+
+
+def test_a_slow_endpoint_whose_handler_is_hot_code_computes():
+    def name(n, p50, p99):
+        return {"name": n, "method": "GET", "requests": 500, "service": {"p50": p50, "p99": p99}}
+
+    summary = _summary(names=[name("/health", 1.0, 2.0), name("/products", 25.0, 35.0),
+                              name("/products/{id}", 2.0, 4.0), name("/products/{id}/recommendations", 12.0, 20.0)])
+    stacks = {"run (asyncio/runners.py);handle (starlette/routing.py);Shop.recommendations (shop/app.py);"
+              "compute_similarity_scores (shop/app.py)": 300,
+              "run (asyncio/runners.py)": 700}
+    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
+    fs = diagnose(summary, series, sut=_sut([20.0] * 10), ncpu=2, stacks=stacks)
+    slow = {f.subject: f for f in fs if f.kind == "slow_endpoint"}
+    assert "computes" in slow["GET /products/{id}/recommendations"].title
+    assert "N+1" in slow["GET /products"].detail
+
+
+def test_a_tail_shared_by_most_endpoints_is_one_finding():
+    def name(n, p50, p99):
+        return {"name": n, "method": "GET", "requests": 500, "service": {"p50": p50, "p99": p99}}
+
+    summary = _summary(names=[name("/a", 2.0, 250.0), name("/b", 3.0, 300.0), name("/c", 40.0, 420.0),
+                              name("/d", 2.5, 260.0), name("/e", 2.0, 3.0)])
+    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
+    fs = diagnose(summary, series)
+    assert [f.kind for f in fs].count("shared_tail") == 1
+    assert "heavy_tail" not in _kinds(fs)
+    slow = [f for f in fs if f.kind == "slow_endpoint"]
+    assert [f.subject for f in slow] == ["GET /c"] and "on its own" in slow[0].title

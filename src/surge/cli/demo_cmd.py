@@ -144,11 +144,18 @@ def serve_cmd(
 @click.option("--duration", "-d", default="20s", show_default=True, help="Length of the load test.")
 @click.option("--fixed", is_flag=True, help="Run against the fixed demo service.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool) -> None:
+@click.option("--no-profile", is_flag=True, help="Do not profile the service with py-spy (still monitored).")
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SURGE RUN FLAGS]")
+def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool, no_profile: bool,
+                 run_args: tuple[str, ...]) -> None:
     """Start the demo shop on a free port, load test it with SCENARIO, stop it.
 
-    This is what `make demo` runs: the whole loop in one command. The run
-    directory is written under ./runs as with `surge run`.
+    This is what `make demo` runs: the whole loop in one command. The service
+    is monitored (--monitor) and profiled with py-spy (--py-spy) during the
+    load, so the summary ends with findings: what was slow and why. The run
+    directory is written under ./runs and recorded in the run store, as with
+    `surge run`. Flags after `--` go to `surge run`, e.g.
+    `surge demo run -- --stages 10s:20,20s:80 --report`.
     """
     import re
     import subprocess
@@ -177,7 +184,12 @@ def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool) -> No
         threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
         _wait_healthy(url, deadline)
         click.echo(f"demo service up at {url}; running {scenario} for {duration}", err=True)
-        args = [scenario, "--base-url", url, "--duration", duration] + (["--json"] if as_json else [])
+        args = [scenario, "--base-url", url, "--monitor", str(proc.pid)]
+        if not any(a in ("--stages", "-s", "--iterations", "-i") for a in run_args):
+            args += ["--duration", duration]
+        if not no_profile:
+            args += ["--py-spy", str(proc.pid)]
+        args += (["--json"] if as_json else []) + list(run_args)
         run_cmd.main(args, prog_name="surge run", standalone_mode=False)
     finally:
         proc.terminate()

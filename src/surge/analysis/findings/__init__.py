@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from surge.analysis.findings.base import SEVERITIES, Finding, Timeline
-from surge.analysis.findings.drift import latency_drift, memory_growth
+from surge.analysis.findings.drift import latency_drift, memory_growth, steady_seconds
 from surge.analysis.findings.endpoints import endpoint_signatures
 from surge.analysis.findings.errors import error_onset
 from surge.analysis.findings.hotspots import hot_functions
@@ -58,17 +60,19 @@ def diagnose(
             out.append(f)
     hot_finding, hot_names = hot_functions(stacks) if stacks else (None, [])
     procs = proc_series(sut or [], ncpu or os.cpu_count() or 1)
-    cpu_f, cpu_frac = cpu_or_waiting(tl, procs, hot_names)
+    cpu_f, cpu_frac = cpu_or_waiting(tl, procs, open_model=open_model, hot=hot_names)
     if cpu_f is not None:
         out.append(cpu_f)
     if hot_finding is not None:
         out.append(hot_finding)
-    out.extend(endpoint_signatures(summary, sut_cpu_fraction=cpu_frac))
+    out.extend(endpoint_signatures(summary, sut_cpu_fraction=cpu_frac, hot=hot_names))
     drift = latency_drift(tl, open_model=open_model)
     if drift is not None:
         out.append(drift)
+    steady = steady_seconds(tl, open_model)
     for label, d in procs.items():
-        g = memory_growth(d["second"], d["rss_mb"], label)
+        m = np.isin(d["second"], steady)
+        g = memory_growth(d["second"][m], d["rss_mb"][m], label)
         if g is not None:
             out.append(g)
     return sorted(out, key=lambda f: SEVERITIES.index(f.severity))

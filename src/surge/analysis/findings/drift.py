@@ -24,6 +24,13 @@ def _steady(tl: Timeline, open_model: bool) -> np.ndarray:
     return (np.round(load, 3) == top) & (tl.requests > 0) & np.isfinite(tl.p95) & (top > 0)
 
 
+def steady_seconds(tl: Timeline, open_model: bool) -> np.ndarray:
+    """The seconds at the run's dominant load, minus the first 10 % of them (warm-up):
+    memory and latency trends are only meaningful while the load holds still."""
+    t = tl.t[_steady(tl, open_model)]
+    return t[len(t) // 10:]
+
+
 def latency_drift(tl: Timeline, *, open_model: bool) -> Finding | None:
     """p95 that trends up under constant load (Theil-Sen slope, Kendall's tau at 1 %)."""
     sel = _steady(tl, open_model)
@@ -57,7 +64,7 @@ def memory_growth(t: np.ndarray, rss_mb: np.ndarray, label: str) -> Finding | No
     """RSS that grows steadily (Theil-Sen slope > 50 MiB/h and a significant trend)."""
     ok = np.isfinite(rss_mb)
     t, rss = t[ok], rss_mb[ok]
-    if len(t) < MIN_SOAK_S // 2:
+    if len(t) < MIN_SOAK_S:
         return None
     slope, icpt, _, _ = stats.theilslopes(rss, t)
     tau, p = stats.kendalltau(t, rss)

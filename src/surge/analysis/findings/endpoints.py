@@ -3,6 +3,7 @@ queries) versus a heavy tail (a slow, variable dependency)."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from typing import Any
 
@@ -20,17 +21,61 @@ def _label(n: dict[str, Any]) -> str:
     return f"{n['method']} {n['name']}"
 
 
-def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | None = None) -> list[Finding]:
+def _handler(name: str, hot: list[str]) -> str | None:
+    """The hot function whose name carries a word of the endpoint's path (``/products/{id}/
+    recommendations`` and ``Shop.recommendations``): a name match, not a trace, said as such."""
+    words = [w.lower() for w in re.split(r"[/{}_.\-]+", name) if len(w) >= 4 and w != "id"]
+    for fn in hot:
+        base = fn.partition(" (")[0].lower()
+        if words and base.rsplit(".", 1)[-1] in words or any(base.endswith(f"_{w}") for w in words):
+            return fn
+    return None
+
+
+def _shared_tail(names: list[dict[str, Any]], hot: list[str]) -> Finding | None:
+    """Most endpoints with a heavy tail at once: they queue behind something they share."""
+    tails = [n for n in names if (n["service"].get("p99") or 0) >= HEAVY_TAIL_MIN_MS
+             and n["service"]["p50"] > 0 and n["service"]["p99"] / n["service"]["p50"] >= HEAVY_TAIL]
+    if len(tails) < 3 or len(tails) < 0.5 * len(names):
+        return None
+    p50s = sorted(n["service"]["p50"] for n in tails)
+    p99s = sorted(n["service"]["p99"] for n in tails)
+    cause = (f" The profile's hot code ({', '.join(hot[:2])}) runs on the server's threads: on an async server "
+             "CPU work in a handler blocks the event loop and every request waits behind it." if hot else "")
+    return Finding(
+        kind="shared_tail", severity="warning",
+        title=(f"{len(tails)} of {len(names)} endpoints share a heavy tail: p99 {fmt_ms(p99s[0])}-"
+               f"{fmt_ms(p99s[-1])} while p50 is {fmt_ms(p50s[0])}-{fmt_ms(p50s[-1])}"),
+        detail=("When fast and slow endpoints alike sometimes wait hundreds of ms, the wait is not their "
+                "own: they queue behind something they all share: a blocked event loop (CPU work or "
+                "blocking calls in async handlers), a lock, or a worker or connection pool." + cause),
+        evidence=tuple(f"{_label(n)}: p50 {fmt_ms(n['service']['p50'])}, p99 {fmt_ms(n['service']['p99'])}"
+                       for n in tails[:8]))
+
+
+def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | None = None,
+                        hot: list[str] | None = None) -> list[Finding]:
     """Findings for endpoints much slower than the rest, told apart by the shape of their tail.
 
     ``sut_cpu_fraction`` (0-1 of the SUT's usable cores, mean over the run) sharpens the
-    wording: a slow endpoint on an idle server is waiting, not working.
+    wording: a slow endpoint on an idle server is waiting, not working. ``hot`` (the
+    profile's hot application functions) tells a computing endpoint from a waiting one.
     """
-    names = [n for n in summary.get("names", []) if n.get("requests", 0) >= MIN_REQUESTS
-             and (n.get("service") or {}).get("p50") is not None]
+    # One row per (method, name): several scenarios may call the same endpoint; the row
+    # with the most requests speaks for it (percentiles of rows cannot be merged).
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for n in summary.get("names", []):
+        if n.get("requests", 0) >= MIN_REQUESTS and (n.get("service") or {}).get("p50") is not None:
+            key = (n["method"], n["name"])
+            if key not in rows or n["requests"] > rows[key]["requests"]:
+                rows[key] = n
+    names = list(rows.values())
     if len(names) < 2:
         return []
     out = []
+    shared = _shared_tail(names, hot or [])
+    if shared is not None:
+        out.append(shared)
     idle = sut_cpu_fraction is not None and sut_cpu_fraction < 0.5
     cpu_txt = (f" while the server used {sut_cpu_fraction:.0%} of its CPU" if sut_cpu_fraction is not None else "")
     for n in names:
@@ -43,18 +88,39 @@ def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | No
         slow = p50 >= SLOW_FACTOR * typical and p50 >= SLOW_MIN_MS
         ev = (f"service p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)} (p99/p50 {tail:.1f}) over {n['requests']} requests",
               f"median of the other endpoints: service p50 {fmt_ms(typical)}")
-        if slow and tail < STEADY_TAIL:
+        handler = _handler(n["name"], hot or [])
+        if slow and shared is not None and handler is None:
+            # its tail belongs to the shared queue: the steady cost cannot be read from its shape
+            out.append(Finding(
+                kind="slow_endpoint", severity="warning", subject=_label(n),
+                title=(f"{_label(n)} is slow on its own: service p50 {fmt_ms(p50)}, "
+                       f"{p50 / typical:.1f}x the other endpoints' median"),
+                detail=("Its median is far above the others' on top of the shared queue: it has a cost of its "
+                        "own: many sequential round trips (N+1 queries), a slow dependency, or computation. "
+                        "Run it at a lower load, where the queue is short, to tell them apart."),
+                evidence=ev))
+        elif slow and (tail < STEADY_TAIL or shared is not None) and handler is not None:
+            out.append(Finding(
+                kind="slow_endpoint", severity="warning", subject=_label(n),
+                title=(f"{_label(n)} is consistently slow: service p50 {fmt_ms(p50)}, "
+                       f"{p50 / typical:.1f}x the other endpoints' median, and it computes"),
+                detail=(f"Its handler (by name) {handler} is among the profile's hot code: the time goes to "
+                        "computation on every request. Cache or precompute the result, or make the "
+                        "computation cheaper; on an async server it also blocks every other request."),
+                evidence=(*ev, f"hot function matching the path: {handler}")))
+        elif slow and tail < STEADY_TAIL:
             out.append(Finding(
                 kind="slow_endpoint", severity="warning", subject=_label(n),
                 title=(f"{_label(n)} is consistently slow: service p50 {fmt_ms(p50)}, "
                        f"{p50 / typical:.1f}x the other endpoints' median"),
                 detail=(f"Every request takes about as long (p99 only {tail:.1f}x p50){cpu_txt}. "
                         + ("The server is waiting, not working: " if idle else "")
-                        + "a steady cost on each request points to many sequential round trips, such as "
-                          "N+1 queries (one query per item of a list), or a fixed-cost call. Count the queries "
-                          "per request; batch them with a JOIN or an IN (...) query."),
+                        + "a steady cost on each request that is not the profile's hot code points to many "
+                          "sequential round trips, such as N+1 queries (one query per item of a list), or a "
+                          "fixed-cost call. Count the queries per request; batch them with a JOIN or an "
+                          "IN (...) query."),
                 evidence=ev))
-        elif tail >= HEAVY_TAIL and p99 >= HEAVY_TAIL_MIN_MS:
+        elif tail >= HEAVY_TAIL and p99 >= HEAVY_TAIL_MIN_MS and shared is None:
             out.append(Finding(
                 kind="heavy_tail", severity="warning", subject=_label(n),
                 title=f"{_label(n)} has a heavy tail: p50 {fmt_ms(p50)} but p99 {fmt_ms(p99)} ({tail:.0f}x)",

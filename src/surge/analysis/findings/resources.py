@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from surge.analysis.findings.base import Finding, Timeline, fmt_ms
+from surge.analysis.findings.saturation import load_levels
 
 CPU_BOUND = 0.85  # of the cores the SUT can use
 CPU_IDLE = 0.50
-LATENCY_RISE = 1.5  # p95 of the slowest quarter of seconds vs the fastest quarter
+LATENCY_RISE = 1.5  # p95 at the heaviest load vs the lightest
 
 
 def proc_series(samples: list[dict[str, Any]], ncpu: int) -> dict[str, dict[str, np.ndarray]]:
@@ -47,25 +48,45 @@ def proc_series(samples: list[dict[str, Any]], ncpu: int) -> dict[str, dict[str,
     return res
 
 
-def cpu_or_waiting(tl: Timeline, procs: dict[str, dict[str, np.ndarray]],
+def _windows(tl: Timeline, open_model: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(light, heavy) masks of seconds: the lowest and highest load levels of a stepped or
+    ramped run, or the first and last third of a constant one."""
+    ok = np.isfinite(tl.p95) & (tl.requests > 0)
+    if ok.sum() < 6:
+        return None
+    levels = load_levels(tl, open_model)
+    if len(levels) >= 2:
+        lo, hi = levels[0], levels[-1]
+        light = ok & (tl.t >= lo.t0) & (tl.t <= lo.t1)
+        heavy = ok & (tl.t >= hi.t0) & (tl.t <= hi.t1)
+    else:
+        idx = np.flatnonzero(ok)
+        third = max(len(idx) // 3, 2)
+        light, heavy = np.zeros_like(ok), np.zeros_like(ok)
+        light[idx[:third]] = True
+        heavy[idx[-third:]] = True
+    return light, heavy
+
+
+def cpu_or_waiting(tl: Timeline, procs: dict[str, dict[str, np.ndarray]], *, open_model: bool = False,
                    hot: list[str] | None = None) -> tuple[Finding | None, float | None]:
     """A CPU-bound or a waiting finding, and the busiest process's mean CPU fraction.
 
-    Judged on the slowest quarter of the run's seconds (by p95), compared with the fastest.
+    Judged at the heaviest load (the top load level, or the last third of a constant
+    run) against the lightest: CPU-bound when the SUT's CPU is near its limit there;
+    waiting when latency rose at least 1.5x while its CPU stayed under half.
     """
     if not procs:
         return None, None
-    ok = np.isfinite(tl.p95) & (tl.requests > 0)
-    if ok.sum() < 4:
+    win = _windows(tl, open_model)
+    if win is None:
         return None, None
-    secs, p95 = tl.t[ok], tl.p95[ok]
-    lo, hi = np.quantile(p95, [0.25, 0.75])
-    slow_secs = set(secs[p95 >= hi].astype(int).tolist())
-    fast_p95, slow_p95 = float(np.median(p95[p95 <= lo])), float(np.median(p95[p95 >= hi]))
-    # the process that worked hardest in the slow seconds is the one to judge
+    light, heavy = win
+    light_p95, heavy_p95 = float(np.median(tl.p95[light])), float(np.median(tl.p95[heavy]))
+    heavy_secs = tl.t[heavy].astype(int)
     best = None
-    for label, d in procs.items():
-        m = np.isin(d["second"].astype(int), list(slow_secs))
+    for label, d in procs.items():  # the process that worked hardest under the heaviest load
+        m = np.isin(d["second"].astype(int), heavy_secs)
         if not m.any():
             continue
         frac = float(np.mean(d["cpu_frac"][m]))
@@ -74,17 +95,16 @@ def cpu_or_waiting(tl: Timeline, procs: dict[str, dict[str, np.ndarray]],
     if best is None:
         return None, None
     label, frac, mean_frac, usable = best
-    rise = slow_p95 / fast_p95 if fast_p95 > 0 else 1.0
-    t_slow = sorted(slow_secs)
-    t_range = (float(t_slow[0]), float(t_slow[-1]))
-    ev = (f"{label}: {frac:.0%} of {usable} usable core(s) in the slowest quarter of seconds "
-          f"(p95 {fmt_ms(slow_p95)}), {mean_frac:.0%} over the run",
-          f"fastest quarter p95 {fmt_ms(fast_p95)} ({rise:.1f}x lower)")
+    rise = heavy_p95 / light_p95 if light_p95 > 0 else 1.0
+    t_range = (float(heavy_secs.min()), float(heavy_secs.max()))
+    ev = (f"{label}: {frac:.0%} of {usable} usable core(s) at the heaviest load "
+          f"({t_range[0]:.0f}-{t_range[1]:.0f} s, p95 {fmt_ms(heavy_p95)}), {mean_frac:.0%} over the run",
+          f"at the lightest load p95 was {fmt_ms(light_p95)} ({rise:.1f}x lower)")
     if frac >= CPU_BOUND:
         where = f" The hottest code: {', '.join(hot[:3])}." if hot else " Profile it (`--py-spy PID`) to see where."
         return Finding(
             kind="cpu_bound", severity="critical" if rise >= LATENCY_RISE else "warning", subject=label,
-            title=f"CPU-bound: {label} used {frac:.0%} of its CPU when latency was highest",
+            title=f"CPU-bound: {label} used {frac:.0%} of its CPU at the heaviest load",
             detail=("The server is working, not waiting: its CPU is the bottleneck, so more load only "
                     "queues. Make the hot code cheaper, move it off the request path (precompute, cache), "
                     "or add processes/cores." + where),
@@ -93,8 +113,8 @@ def cpu_or_waiting(tl: Timeline, procs: dict[str, dict[str, np.ndarray]],
         return Finding(
             kind="waiting", severity="warning", subject=label,
             title=f"Waiting, not working: latency rose {rise:.1f}x while {label} used only {frac:.0%} of its CPU",
-            detail=("Latency grew but the server's CPU did not: requests wait on something other than "
-                    "computation: a lock, a connection or thread pool that is too small, a database, "
-                    "disk or network I/O, or many sequential calls per request."),
+            detail=("Latency grew with the load but the server's CPU did not: requests wait on something "
+                    "other than computation: a lock, a connection or thread pool that is too small, a "
+                    "database, disk or network I/O, or many sequential calls per request."),
             evidence=ev, t_range=t_range), mean_frac
     return None, mean_frac
