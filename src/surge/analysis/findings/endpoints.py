@@ -11,8 +11,8 @@ from surge.analysis.findings.base import Finding, fmt_ms
 
 SLOW_FACTOR = 3.0  # service p50 at least 3x the median of the other endpoints'
 SLOW_MIN_MS = 10.0
-STEADY_TAIL = 2.5  # p99/p50 below this: the time is spent the same way on every request
-HEAVY_TAIL = 5.0  # p99/p50 above this: some requests wait much longer than the rest
+HEAVY_TAIL = 5.0  # p99/p50 above this: some requests wait much longer than the rest;
+# below it a slow endpoint's cost is steady (the same work or waits on every request)
 HEAVY_TAIL_MIN_MS = 100.0
 MIN_REQUESTS = 50
 
@@ -99,7 +99,7 @@ def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | No
                         "own: many sequential round trips (N+1 queries), a slow dependency, or computation. "
                         "Run it at a lower load, where the queue is short, to tell them apart."),
                 evidence=ev))
-        elif slow and (tail < STEADY_TAIL or shared is not None) and handler is not None:
+        elif slow and (tail < HEAVY_TAIL or shared is not None) and handler is not None:
             out.append(Finding(
                 kind="slow_endpoint", severity="warning", subject=_label(n),
                 title=(f"{_label(n)} is consistently slow: service p50 {fmt_ms(p50)}, "
@@ -108,12 +108,12 @@ def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | No
                         "computation on every request. Cache or precompute the result, or make the "
                         "computation cheaper; on an async server it also blocks every other request."),
                 evidence=(*ev, f"hot function matching the path: {handler}")))
-        elif slow and tail < STEADY_TAIL:
+        elif slow and tail < HEAVY_TAIL:
             out.append(Finding(
                 kind="slow_endpoint", severity="warning", subject=_label(n),
                 title=(f"{_label(n)} is consistently slow: service p50 {fmt_ms(p50)}, "
                        f"{p50 / typical:.1f}x the other endpoints' median"),
-                detail=(f"Every request takes about as long (p99 only {tail:.1f}x p50){cpu_txt}. "
+                detail=(f"Its cost is steady: p99 is only {tail:.1f}x p50{cpu_txt}. "
                         + ("The server is waiting, not working: " if idle else "")
                         + "a steady cost on each request that is not the profile's hot code points to many "
                           "sequential round trips, such as N+1 queries (one query per item of a list), or a "
