@@ -99,8 +99,8 @@ def output_options(f: Callable) -> Callable:
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for VU random generators and arrivals."),
         click.option("--report", is_flag=False, flag_value="", default=None, metavar="[FILE]", expose_value=False,
                      callback=_remember_report,
-                     help="Write the HTML report into the run directory (or FILE; write --report=FILE before "
-                          "the scenario) and print its path."),
+                     help="Write the HTML report (report.html in the run directory, or --report=FILE) and "
+                          "print its path. Give FILE with '=': a bare --report takes the next word as FILE."),
     ]
     for o in reversed(opts):
         f = o(f)

@@ -15,8 +15,6 @@ from surge.api.errors import UsageError
 from surge.cli import exitcodes
 from surge.cli.common import guarded, store_options
 
-REGRESSED = 4  # gate exit code: a metric regressed against the baseline
-
 
 def _pct(text: str, what: str) -> float:
     t = text.strip().rstrip("%")
@@ -231,7 +229,7 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
             for w in gate.warnings:
                 console.print(f"  warn {w}", style="yellow", markup=False)
         if gate.regressed:
-            sys.exit(REGRESSED)
+            sys.exit(exitcodes.REGRESSED)
         if gate.thresholds_failed:
             sys.exit(exitcodes.THRESHOLD_FAILED)
 

@@ -164,6 +164,10 @@ def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool, no_pr
 
     from surge.cli.run_cmd import run_cmd
 
+    if scenario.startswith("-"):  # `surge demo run -- --stages ...`: click gave the first flag to SCENARIO
+        run_args = (scenario, *run_args)
+        scenario = "examples/shop.py"
+
     args = [sys.executable, "-c", "from surge.cli.main import main; main()", "demo", "serve", "--port", "0"]
     if fixed:
         args.append("--fixed")
@@ -183,9 +187,12 @@ def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool, no_pr
 
         threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
         _wait_healthy(url, deadline)
-        click.echo(f"demo service up at {url}; running {scenario} for {duration}", err=True)
+        own_length = any(a in ("--stages", "-s", "--iterations", "-i", "--duration", "-d") or
+                         a.startswith(("--duration=", "--stages=")) for a in run_args)
+        click.echo(f"demo service up at {url}; running {scenario}"
+                   + ("" if own_length else f" for {duration}"), err=True)
         args = [scenario, "--base-url", url, "--monitor", str(proc.pid)]
-        if not any(a in ("--stages", "-s", "--iterations", "-i") for a in run_args):
+        if not own_length:
             args += ["--duration", duration]
         if not no_profile:
             args += ["--py-spy", str(proc.pid)]

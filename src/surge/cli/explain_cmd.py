@@ -46,6 +46,8 @@ def explain_cmd(run: str, as_json: bool, store_url_opt: str | None) -> None:
             click.echo(json.dumps({"run_id": data.run_id, "findings": findings}, indent=2))
             return
         console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # piped: no 80-column wrapping, as the run summary
         if not findings:
             console.print(f"{data.run_id}: no findings: no saturation, errors, drift or hot spots were detected "
                           "(add --monitor and --py-spy to a run for the resource and profile rules)")

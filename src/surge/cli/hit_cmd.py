@@ -20,6 +20,9 @@ from surge.cli.common import (
 )
 
 
+REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-duration of surge run)
+
+
 @click.command("hit")
 @click.argument("url")
 @click.option("--connections", "-c", type=click.IntRange(min=1), default=50, show_default=True,
@@ -27,7 +30,7 @@ from surge.cli.common import (
 @click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
               help="Requests per second (open model on the -c connections; latency from the scheduled time, like wrk2).")
 @click.option("--duration", "-d", callback=duration_arg("duration"), default="10s", show_default=True, help="Run length.")
-@click.option("--requests", "-n", type=click.IntRange(min=1), help="Stop after this many requests (closed model).")
+@click.option("--requests", "-n", type=click.IntRange(min=1), help="Stop after this many requests (closed model); the run is bounded by -d, 10 min by default with -n.")
 @click.option("--method", "-m", default="GET", show_default=True, help="HTTP method.")
 @click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Request header, repeatable.")
 @click.option("--body", help="Request body; '@file' reads it from a file.")
@@ -82,6 +85,8 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
             hdrs += (("Content-Length", str(len(payload))),)
         if not no_preflight:
             preflight(url, "URL")
+        if requests is not None and duration is None:
+            duration = REQUESTS_BOUND_S  # -n alone: the count ends the run, not the default 10 s
         opts = Options(rate=rate, duration=duration, iterations=requests, arrival=arrival).normalised(source="command line")
         n_workers = min(default_workers(workers), connections)
         spec = RunSpec(options=opts, workers=n_workers,

@@ -14,8 +14,8 @@ from surge.cli.explain_cmd import explain_cmd
 from surge.cli.history_cmd import history_cmd
 from surge.cli.hit_cmd import hit_cmd
 from surge.cli.model_cmd import model_cmd
-from surge.cli.replay_cmd import replay_cmd
 from surge.cli.profile_cmd import profile_group
+from surge.cli.replay_cmd import replay_cmd
 from surge.cli.report_cmd import report_cmd
 from surge.cli.run_cmd import run_cmd
 from surge.cli.store_cmds import baseline_group, runs_group

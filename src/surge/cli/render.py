@@ -45,8 +45,10 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
               box=box.SIMPLE_HEAD, pad_edge=False)
     for col in (*lead, "count", "req/s", "err %", *cols):
         if col in lead:
-            t.add_column(col, overflow="fold", min_width={"name": 16, "method": 6}.get(col, 8),
-                         max_width=40 if col == "name" else 14)
+            longest_sc = max((len(n["scenario"]) for n in s["names"]), default=8)
+            t.add_column(col, overflow="fold",
+                         min_width={"name": 16, "method": 6, "scenario": min(18, longest_sc)}.get(col, 8),
+                         max_width=40 if col == "name" else 18 if col == "scenario" else 14)
         else:
             t.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), 5))
     for n in s["names"]:

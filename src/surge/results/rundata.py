@@ -163,6 +163,9 @@ def load_run_data(ref: str, store: Any | None = None) -> RunData:
     p = Path(ref)
     if p.is_dir():
         return read_run_dir(p)
+    if "/" in ref or ref.startswith("."):
+        raise UsageError(f"{ref}: no such run directory; give an existing run directory "
+                         "or a run id from `surge runs list`")
     if store is None:
         raise UsageError(f"{ref!r} is not a run directory, and no run store is open: "
                          "give a run directory or use --store")

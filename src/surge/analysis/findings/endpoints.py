@@ -10,7 +10,7 @@ from typing import Any
 from surge.analysis.findings.base import Finding, fmt_ms
 
 SLOW_FACTOR = 3.0  # service p50 at least 3x the median of the other endpoints'
-SLOW_MIN_MS = 10.0
+SLOW_MIN_MS = 15.0  # below it, "slow" is relative only (the fixed demo's 10 ms checkout)
 HEAVY_TAIL = 5.0  # p99/p50 above this: some requests wait much longer than the rest;
 # below it a slow endpoint's cost is steady (the same work or waits on every request)
 HEAVY_TAIL_MIN_MS = 100.0

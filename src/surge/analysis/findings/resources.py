@@ -59,8 +59,12 @@ def _windows(tl: Timeline, open_model: bool) -> tuple[np.ndarray, np.ndarray] | 
         lo, hi = levels[0], levels[-1]
         light = ok & (tl.t >= lo.t0) & (tl.t <= lo.t1)
         heavy = ok & (tl.t >= hi.t0) & (tl.t <= hi.t1)
-    else:
-        idx = np.flatnonzero(ok)
+    else:  # the seconds at the run's load: not the ramp-down or graceful-stop tail
+        load = tl.target_rate if open_model else tl.vus
+        vals, counts = np.unique(np.round(load[ok], 3), return_counts=True)
+        idx = np.flatnonzero(ok & (np.round(load, 3) == vals[np.argmax(counts)]))
+        if len(idx) < 6:
+            return None
         third = max(len(idx) // 3, 2)
         light, heavy = np.zeros_like(ok), np.zeros_like(ok)
         light[idx[:third]] = True
