@@ -19,7 +19,6 @@ from surge.cli.common import (
     store_options,
 )
 
-
 REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-duration of surge run)
 
 
@@ -85,9 +84,9 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
             hdrs += (("Content-Length", str(len(payload))),)
         if not no_preflight:
             preflight(url, "URL")
-        if requests is not None and duration is None:
-            duration = REQUESTS_BOUND_S  # -n alone: the count ends the run, not the default 10 s
-        opts = Options(rate=rate, duration=duration, iterations=requests, arrival=arrival).normalised(source="command line")
+        # -n alone: the count ends the run, not the default 10 s
+        dur = REQUESTS_BOUND_S if requests is not None and duration is None else duration
+        opts = Options(rate=rate, duration=dur, iterations=requests, arrival=arrival).normalised(source="command line")
         n_workers = min(default_workers(workers), connections)
         spec = RunSpec(options=opts, workers=n_workers,
                        hit=HitSpec(m, url, hdrs, payload, connections),
