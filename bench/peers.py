@@ -372,6 +372,9 @@ def surge_parse(out: str, err: str, ctx: Ctx) -> Parsed:
     if not isinstance(data, dict) or "requests" not in data:
         return Parsed()
     extra = {k: data[k] for k in ("p50", "p90", "p95", "p99", "max") if k in data}
+    gen = data.get("generator") or {}
+    if gen.get("sched_lag_p99_ms_max") is not None:  # open model: how late arrivals went out
+        extra["sched_lag_p99_ms_max"] = gen["sched_lag_p99_ms_max"]
     return Parsed(data.get("requests"), data.get("errors"), data.get("rps"), extra)
 
 
@@ -411,6 +414,24 @@ TOOLS: dict[str, Tool] = {
         Tool("surge-run", surge_binary, surge_run_command, surge_parse),
     ]
 }
+
+
+def add_base_revision(rev: str) -> list[str]:
+    """Register surge-hit@base / surge-run@base: surge at git revision ``rev``, checked out in a
+    temporary worktree and run with this venv, so a change is measured against its parent
+    interleaved in one run (A B A B), the only comparison this VM's drift allows."""
+    wt = Path(tempfile.mkdtemp(prefix="surge-bench-base-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), rev], check=True,
+                   stdout=subprocess.DEVNULL)
+    wrapper = wt / "surge-base"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={wt / 'src'} exec {ROOT / '.venv' / 'bin' / 'python'} "
+                       "-c 'from surge.cli.main import main; main()' \"$@\"\n")
+    wrapper.chmod(0o755)
+    names = []
+    for name, cmd in (("surge-hit@base", surge_hit_command), ("surge-run@base", surge_run_command)):
+        TOOLS[name] = Tool(name, lambda w=wrapper: str(w), cmd, surge_parse)
+        names.append(name)
+    return names
 
 
 # --------------------------------------------------------------------------- running one measurement
@@ -685,6 +706,9 @@ def summary_notes(s: Summary, mine: list[Run], used: list[Run], rate: int) -> li
     s.rounds_ok = f"{len(used)} used, {len(ok)} ok, {len(mine)} runs"
     if s.rate_achieved is not None and s.rate_achieved < 0.95 * rate:
         notes.append(f"@{rate // 1000}k reached only {s.rate_achieved:,.0f} req/s")
+    lag = median([r.extra.get("sched_lag_p99_ms_max") for r in mine if r.ok and r.mode == "rate"])
+    if lag is not None:
+        notes.append(f"@{rate // 1000}k sched lag p99 {lag:.2f} ms")
     errs = sum(r.tool_errors or 0 for r in mine)
     if errs:
         notes.append(f"{errs:,} errors reported")
@@ -803,7 +827,11 @@ def parse_args(argv: list[str] | None = None):
         "--rate", type=int, default=5000, help="fixed rate for the CPU figure (default 5000)"
     )
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    p.add_argument("--base-rev", metavar="REV",
+                   help="also run surge at git revision REV (e.g. HEAD~1) as surge-hit@base / surge-run@base")
     args = p.parse_args(argv)
+    if args.base_rev:
+        args.tools += "," + ",".join(add_base_revision(args.base_rev))
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in args.tools if t not in TOOLS]
     if unknown:

@@ -183,6 +183,10 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
             rt.stop.set()  # the coordinator is gone: stop
 
     loop.add_reader(conn.fileno(), on_command)
+    # Sub-ms wake-ups for open-model arrivals (engine/precise_timer.py); None off Linux.
+    from surge.engine.precise_timer import precise_timer
+
+    rt.timer = precise_timer(loop)
     mon = _SelfMonitor()
     sent_tb: set[str] = set()
 
