@@ -156,6 +156,34 @@ def test_short_noisy_runs_are_inconclusive_and_say_run_longer():
     assert "run longer" in p99.reason
 
 
+def test_significant_alone_but_not_after_adjustment_says_so_not_too_wide():
+    """A big change whose own CI excludes 1 but whose p-value does not survive Benjamini-
+    Hochberg over many rows: the reason names the adjustment, not a too-wide CI."""
+    rng = np.random.default_rng(0)
+    a, b = sim(rng, 20, names=6), sim(rng, 20, names=6)  # six unchanged names: 36 more rows
+    a["GET /x"] = sim(rng, 20, rps=20, sigma=0.8, drift_sd=0.3)["GET /n0"]
+    b["GET /x"] = sim(rng, 20, rps=20, sigma=0.8, drift_sd=0.3, scale=0.75)["GET /n0"]
+    c = compare(a, b, FAST)
+    r = next(r for r in c.rows if (r.name, r.metric) == ("GET /x", "p50"))
+    assert r.verdict == "INCONCLUSIVE" and r.p_value < 0.05 <= r.p_adjusted
+    assert r.ci_high < 0.95  # the whole CI lies beyond the -5 % threshold
+    n = sum(x.p_adjusted is not None for x in c.rows)
+    assert f"significant alone (p={r.p_value:.2g}) but not after adjusting for the {n} comparisons" in r.reason
+    assert f"adjusted p={r.p_adjusted:.2g}" in r.reason and "run longer" in r.reason
+    assert "too wide" not in r.reason and "not significant" not in r.reason
+    # a row that is not significant even on its own keeps "too wide to tell"
+    wide = [x for x in c.rows if x.p_value is not None and x.p_value >= 0.05 and x.verdict == "INCONCLUSIVE"]
+    assert wide and all("too wide to tell" in x.reason for x in wide)
+
+
+def test_method_line_says_where_latency_is_measured_from():
+    rng = np.random.default_rng(2)
+    a, b = sim(rng, 10), sim(rng, 10)
+    assert compare(a, b, FAST).method.endswith(
+        "latency: from each request's intended start (coordinated-omission free)")
+    assert compare({}, {}, CompareConfig(latency_field="service")).method.endswith("latency: service time, from the send")
+
+
 # --------------------------------------------------------------------------- estimates
 
 

@@ -74,8 +74,10 @@ is up for latency and error rate, down for throughput)
       ``error_rate`` also when both sides had no errors, or when the CI of the
       difference lies inside +/- ``error_rate_tolerance``.
     - ``INCONCLUSIVE`` otherwise: a real but small change whose CI reaches past
-      the threshold, or too wide a CI to tell; the reason says how much more data
-      would likely settle it ("run about 3x longer", "more repeats").
+      the threshold; a change beyond the threshold that is significant on its own
+      (unadjusted p < alpha, so its CI excludes 1) but not after Benjamini-Hochberg
+      across all rows; or too wide a CI to tell. The reason says which, and how much
+      more data would likely settle it ("run about 3x longer", "more repeats").
 
 Assumptions: the two sides ran the same scenario and load against comparable
 environments (the caller checks meta.json); within a run the process is roughly
@@ -724,7 +726,24 @@ def _more(est: _Est, d: float, unit: str) -> str:
         f"{what} (much more data needed: the runs are very noisy)"
 
 
-def _verdict(metric: str, est: _Est, p_adj: float | None, cfg: CompareConfig, unit: str) -> tuple[str, str]:
+def _more_for_bh(p: float, p_adj: float, alpha: float, unit: str) -> str:
+    """What more data would likely get a row that is significant on its own past the
+    Benjamini-Hochberg adjustment: BH scaled this row's p by about p_adj / p, so it needs
+    p <= alpha * p / p_adj; the z statistic grows like sqrt(data) (a rough guide: the other
+    rows' p-values move too)."""
+    what = "run longer" if unit == "second" else "run more repeats"
+    need = alpha * p / p_adj
+    if not 0 < p < 1 or not 0 < need < p:
+        return what
+    nd = NormalDist()
+    k = (nd.inv_cdf(1 - need / 2) / nd.inv_cdf(1 - p / 2)) ** 2
+    scale = "longer" if unit == "second" else "as many repeats"
+    return f"{what} (about {max(2, math.ceil(k))}x {scale} should settle it)" if k < 20 else \
+        f"{what} (much more data needed)"
+
+
+def _verdict(metric: str, est: _Est, p_adj: float | None, cfg: CompareConfig, unit: str,
+             n_tests: int = 1) -> tuple[str, str]:
     d = cfg.delta_for(metric)
     worse_up = _HIGHER_IS_WORSE[metric]
     more = "run longer" if unit == "second" else "run more repeats"
@@ -756,14 +775,31 @@ def _verdict(metric: str, est: _Est, p_adj: float | None, cfg: CompareConfig, un
         why = f"{ci_txt} lies within +/-{d:.0%}" if inside else \
             f"the error-rate difference is within +/-{tol:.2%}"
         return "SAME", f"{change}: {why}"
+    thr = f"the {tol:.2%} error-rate tolerance" if not big else f"the {d:.0%} threshold"
     if sig:
-        return "INCONCLUSIVE", (f"{change} is real ({ptxt}) but smaller than the {d:.0%} threshold "
+        return "INCONCLUSIVE", (f"{change} is real ({ptxt}) but smaller than {thr} "
                                 f"and its {ci_txt} reaches past it: {_more(est, d, unit)}")
+    if est.p is not None and est.p < cfg.alpha and p_adj is not None:
+        # Significant on its own (its CI excludes no change) but not once the p-values of all
+        # the rows are adjusted together: the CI is not "too wide", there are many rows.
+        alone = (f"significant alone (p={est.p:.2g}) but not after adjusting for the {n_tests} "
+                 f"comparisons ({ptxt})")
+        if big and (up or down):
+            return "INCONCLUSIVE", f"{change} ({ci_txt}): {alone}; {_more_for_bh(est.p, p_adj, cfg.alpha, unit)}"
+        return "INCONCLUSIVE", (f"{change}: {alone}, and smaller than {thr} with its "
+                                f"{ci_txt} reaching past it: {_more(est, d, unit)}")
     return "INCONCLUSIVE", f"{change}, not significant ({ptxt}); {ci_txt} is too wide to tell: " \
         f"{_more(est, d, unit)}"
 
 
 # --------------------------------------------------------------------------- compare
+
+
+_LATENCY_FROM = {
+    "latency": "from each request's intended start (coordinated-omission free)",
+    "service": "service time, from the send",
+    "ttfb": "time to first byte, from the send",
+}
 
 
 def _method(cfg: CompareConfig, unit: str, blocks: dict[str, tuple[int, int]]) -> str:
@@ -783,7 +819,7 @@ def _method(cfg: CompareConfig, unit: str, blocks: dict[str, tuple[int, int]]) -
                 f"the per-run rates); t-based {1 - cfg.alpha:.0%} CI of the ratio of geometric means. "
                 "With few repeats the intervals are wide; per-run values are assumed log-normal")
     return (f"{core}; Benjamini-Hochberg across all rows at alpha={cfg.alpha:g}; {thr}; "
-            f"warm-up dropped: {cfg.warmup_s} s; latency histogram: {cfg.latency_field}")
+            f"warm-up dropped: {cfg.warmup_s} s; latency: {_LATENCY_FROM[cfg.latency_field]}")
 
 
 def compare(a: Mapping[str, Sample], b: Mapping[str, Sample], config: CompareConfig | None = None) -> Comparison:
@@ -834,7 +870,7 @@ def compare(a: Mapping[str, Sample], b: Mapping[str, Sample], config: CompareCon
     adj = dict(zip(tested, benjamini_hochberg([ests[i][2].p for i in tested]), strict=True))
     rows = []
     for i, (name, m, e) in enumerate(ests):
-        verdict, reason = _verdict(m, e, adj.get(i), cfg, unit)
+        verdict, reason = _verdict(m, e, adj.get(i), cfg, unit, len(tested))
         rows.append(MetricComparison(
             name=name, metric=m, a=e.a, b=e.b, ratio=e.ratio, ci_low=e.ci[0], ci_high=e.ci[1],
             p_value=e.p, p_adjusted=adj.get(i), verdict=verdict, reason=reason,
