@@ -267,6 +267,50 @@ def test_comparison_section_with_verdicts_and_ci_chart(tmp_path):
     assert "FAIL" in body  # a regression fails the gate verdict
 
 
+def _row(name: str, metric: str, verdict: str, ratio: float) -> dict:
+    return {"name": name, "metric": metric, "a": 100.0, "b": 100.0 * ratio, "ratio": ratio,
+            "ci_low": ratio * 0.9, "ci_high": ratio * 1.1, "p_value": 0.01, "p_adjusted": 0.02,
+            "verdict": verdict, "reason": f"{verdict.lower()} because", "higher_is_worse": metric != "throughput"}
+
+
+def _verdict_html(body: str) -> str:
+    return body[body.index('<section id="verdict">'):body.index("</section>")]
+
+
+@pytest.mark.parametrize("verdicts, badge, overall", [
+    # a big improvement with inconclusive throughput rows: not hidden behind WARN
+    ({"IMPROVED": 2, "SAME": 1, "INCONCLUSIVE": 3}, "PASS · improved", "IMPROVED"),
+    ({"SAME": 2, "INCONCLUSIVE": 1}, "WARN", "INCONCLUSIVE"),
+    ({"SAME": 3}, "PASS", "SAME"),
+    ({"REGRESSED": 1, "IMPROVED": 4, "INCONCLUSIVE": 2}, "FAIL", "REGRESSED"),
+])
+def test_verdict_shows_counts_and_regressions_set_the_tone(tmp_path, verdicts, badge, overall):
+    base = read_run_dir(make_run(tmp_path / "base", seconds=6))
+    run = read_run_dir(make_run(tmp_path / "run", seconds=6, seed=1))
+    rows = [_row(f"GET /e{v}{i}", "p50" if v != "INCONCLUSIVE" else "throughput", v,
+                 {"REGRESSED": 2.0, "IMPROVED": 0.2}.get(v, 1.0))
+            for v, n in verdicts.items() for i in range(n)]
+    cmp = {"a": {"label": "base"}, "b": {"label": "run"}, "rows": rows, "worst": "INCONCLUSIVE",
+           "delta": 0.05, "method": "m", "warnings": [], "only_in_a": [], "only_in_b": []}
+    v = _verdict_html(render_run_body(run, base, comparison=cmp))
+    css = {"PASS · improved": "pass", "PASS": "pass", "WARN": "warn", "FAIL": "fail"}[badge]
+    assert f'<span class="badge {css}">{html.escape(badge)}</span>' in v
+    c = {k: verdicts.get(k, 0) for k in ("REGRESSED", "IMPROVED", "SAME", "INCONCLUSIVE")}
+    tally = (f"{c['REGRESSED']} regressed · {c['IMPROVED']} improved · {c['SAME']} same · "
+             f"{c['INCONCLUSIVE']} inconclusive")
+    assert html.escape(tally) in v
+    assert f'<span class="badge {overall}">{overall}</span>' in v
+    assert "worst verdict" not in v
+
+
+def test_compare_runs_counts_rows_per_verdict(tmp_path):
+    base = read_run_dir(make_run(tmp_path / "base", seconds=12, median_ms=10.0, seed=1))
+    fast = read_run_dir(make_run(tmp_path / "fast", seconds=12, median_ms=5.0, seed=2))
+    cmp = compare_runs(base, fast)
+    assert sum(cmp["counts"].values()) == len(cmp["rows"]) and cmp["counts"]["IMPROVED"] >= 2
+    assert cmp["counts"]["REGRESSED"] == 0
+
+
 # --------------------------------------------------------------------------- page and size
 
 

@@ -140,7 +140,8 @@ def _end_s(run: RunData) -> float | None:
 def compare_runs(baseline: RunData, run: RunData, config: Any | None = None) -> dict[str, Any]:
     """``surge.analysis.compare`` of ``run`` (B) against ``baseline`` (A), as a JSON-able dict:
     ``rows`` (one per name and metric: a, b, ratio, ci_low, ci_high, p_adjusted, verdict,
-    reason), ``worst``, ``delta``, ``method``, ``warnings``, ``only_in_a``/``only_in_b``."""
+    reason), ``worst``, ``counts`` (rows per verdict), ``delta``, ``method``, ``warnings``,
+    ``only_in_a``/``only_in_b``."""
     from surge.analysis.compare import CompareConfig, compare, samples_from_series
     from surge.results.select import Side, mismatches
 
@@ -152,6 +153,7 @@ def compare_runs(baseline: RunData, run: RunData, config: Any | None = None) -> 
     return {
         "a": {"label": baseline.run_id}, "b": {"label": run.run_id},
         "rows": [dataclasses.asdict(r) for r in cmp.rows], "worst": cmp.worst if cmp.rows else None,
+        "counts": cmp.counts,
         "delta": cfg.delta, "per_metric_delta": dict(cfg.per_metric_delta), "method": cmp.method,
         "warnings": [*cmp.warnings, *mismatches(sides[0], sides[1])],
         "only_in_a": cmp.only_in_a, "only_in_b": cmp.only_in_b,
@@ -187,12 +189,44 @@ def _thresholds(run: RunData) -> list[dict[str, Any]]:
     return [t for t in th if isinstance(t, dict)] if isinstance(th, list) else []
 
 
+_COUNT_ORDER = ("REGRESSED", "IMPROVED", "SAME", "INCONCLUSIVE")
+
+
+def _verdict_counts(comparison: dict[str, Any]) -> dict[str, int]:
+    """Rows per verdict, from the rows themselves (a comparison passed in by a caller may
+    lack ``counts``)."""
+    out = dict.fromkeys(_COUNT_ORDER, 0)
+    for r in comparison.get("rows") or []:
+        v = str(r.get("verdict", ""))
+        if v in out:
+            out[v] += 1
+    return out
+
+
+def _overall(counts: dict[str, int]) -> str:
+    """The comparison in one word, regressions first: a big improvement is not hidden by
+    rows that could not tell (REGRESSED > IMPROVED > INCONCLUSIVE > SAME)."""
+    return next((v for v in ("REGRESSED", "IMPROVED", "INCONCLUSIVE") if counts.get(v)), "SAME")
+
+
+def _tone(gate: Any, counts: dict[str, int] | None) -> tuple[str, str]:
+    """(badge text, css class) of the header: FAIL on a regression or a failed threshold; PASS
+    "improved" when nothing regressed and something improved, even if some rows are
+    INCONCLUSIVE; WARN when the only news is INCONCLUSIVE rows; else PASS."""
+    if gate.status == "fail":
+        return "FAIL", "fail"
+    if counts and counts.get("IMPROVED"):
+        return "PASS · improved", "pass"
+    return {"pass": "PASS", "warn": "WARN"}[gate.status], gate.status
+
+
 def _verdict(run: RunData, comparison: dict[str, Any] | None) -> str:
     parts = []
     status = run.status
     gate = _gate(run, comparison)
-    label = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}[gate.status]
-    parts.append(f'<p>{_badge(label, gate.status)} run {_badge(status, status)} '
+    counts = _verdict_counts(comparison) if comparison is not None else None
+    label, cls = _tone(gate, counts)
+    parts.append(f'<p>{_badge(label, cls)} run {_badge(status, status)} '
                  f'{escape(_STATUS_TEXT.get(status, status))}</p>')
     s = run.summary or {}
     if s.get("error"):
@@ -218,11 +252,20 @@ def _verdict(run: RunData, comparison: dict[str, Any] | None) -> str:
     elif run.meta.get("thresholds") and run.summary is None:
         parts.append(_callout("thresholds were not evaluated (the run did not finish): "
                               + ", ".join(map(str, run.meta["thresholds"]))))
-    if comparison is not None:
-        worst = comparison.get("worst") or "no comparable requests"
-        parts.append(f"<h3>Against the baseline {escape(str(comparison.get('a', {}).get('label', '')))}</h3>"
-                     f"<p>worst verdict {_badge(worst, worst)} (details in "
-                     f'<a href="#comparison">the comparison</a>)</p>')
+    if comparison is not None and counts is not None:
+        head = f"<h3>Against the baseline {escape(str(comparison.get('a', {}).get('label', '')))}</h3>"
+        if not any(counts.values()):
+            parts.append(f"{head}<p>no comparable requests (details in "
+                         f'<a href="#comparison">the comparison</a>)</p>')
+        else:
+            overall = _overall(counts)
+            tally = " · ".join(f"{counts[v]} {v.lower()}" for v in _COUNT_ORDER)
+            note = ""
+            if overall == "IMPROVED" and counts["INCONCLUSIVE"]:
+                note = (f" Nothing regressed; {counts['INCONCLUSIVE']} "
+                        f"{'row' if counts['INCONCLUSIVE'] == 1 else 'rows'} could not tell (see the reasons).")
+            parts.append(f'{head}<p class="verdict-counts">{_badge(overall, overall)} {escape(tally)} '
+                         f'(metric rows; details in <a href="#comparison">the comparison</a>).{escape(note)}</p>')
     for f in gate.failures:
         parts.append(_callout(f, "bad"))
     return _section("verdict", "\n".join(parts))
