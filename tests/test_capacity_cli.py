@@ -43,6 +43,28 @@ def test_csv_text_and_plot(tmp_path):
     assert "Plotly.newPlot" in page and "USL fit" in page and "<script src" not in page  # plotly.js inlined
 
 
+# The tutorial's four-step run (20261123-040916-shop): throughput flattens, p95 52 ms -> ~2 s.
+SHOP_CSV = "load,throughput,latency_ms\n100,235.5,52\n300,610.8,75\n600,686.3,880\n900,785.6,2050\n"
+
+
+def test_saturated_run_is_not_called_near_linear(tmp_path):
+    f = tmp_path / "shop.csv"
+    f.write_text(SHOP_CSV)
+    res = surge_cli("capacity", f)
+    assert res.rc == 0, res
+    out = " ".join(res.stdout.split())  # undo rich's wrapping
+    assert "near-linear" not in out
+    assert ("too few points to separate contention from coherency: efficiency fell to 37% at 900 "
+            "(throughput per unit of load, vs load 100); measure more load levels") in out
+    assert "knee: latency starts to climb at load 300" in out
+    assert "plan by the knee: stay below load 300" in out
+    js = surge_cli("capacity", f, "--json")
+    assert js.rc == 0, js
+    assert js.data["usl"]["limit"] == "unresolved" and js.data["knee"]["load"] == 300.0
+    assert js.data["usl"]["efficiency"] == {"value": pytest.approx(0.3707, abs=1e-4), "load": 900.0,
+                                            "base_load": 100.0}
+
+
 @pytest.mark.parametrize("content,msg", [
     ("", "empty"),
     ("users,latency_ms\n1,10\n2,11\n4,12\n", "no throughput column"),

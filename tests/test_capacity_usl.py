@@ -114,6 +114,77 @@ def test_linear_data_says_near_linear():
     f = fit_usl(n, 50.0 * n)
     assert f.limit == "linear"
     assert f.sigma.value == pytest.approx(0.0, abs=1e-6)
+    assert f.efficiency == pytest.approx(1.0)
+    assert f.verdict.startswith("near-linear up to load 16: efficiency 100% at 16")
+
+
+# A tutorial run (20261123-040916-shop): 4 steps of 8 s, throughput flattening and p95
+# rising 52 ms -> ~2 s. With 4 points both intervals include 0; it is not near-linear.
+SHOP = ([100, 300, 600, 900], [235.5, 610.8, 686.3, 785.6])
+
+
+def test_saturated_four_steps_is_not_near_linear():
+    f = fit_usl(*SHOP)
+    assert f.sigma.low == 0.0 and f.kappa.low == 0.0  # neither is significant ...
+    assert f.efficiency == pytest.approx((785.6 / 900) / (235.5 / 100))  # ... but efficiency fell to 37%
+    assert (f.efficiency_load, f.base_load) == (900.0, 100.0)
+    assert f.limit == "unresolved"
+    assert "near-linear" not in f.verdict
+    assert f.verdict.startswith("too few points to separate contention from coherency: "
+                                "efficiency fell to 37% at 900")
+    assert f.verdict.endswith("measure more load levels")
+    js = f.to_json()
+    assert js["limit"] == "unresolved" and js["efficiency"]["value"] == pytest.approx(0.3707, abs=1e-4)
+
+
+def test_noisy_near_linear_with_wide_intervals_is_near_linear():
+    n = np.array([10, 20, 40, 80])
+    f = fit_usl(n, 50.0 * n * np.array([1.01, 0.98, 1.0, 0.97]))
+    assert f.sigma.low == 0.0 and f.kappa.low == 0.0
+    assert f.efficiency >= 0.8
+    assert f.limit == "linear" and "near-linear up to load 80: efficiency 96% at 80" in f.verdict
+
+
+def test_many_noisy_points_that_fell_are_unresolved_not_linear():
+    """Efficiency falls but the noise hides which term: more points do not make it 'near-linear'."""
+    n = np.array([10, 20, 30, 40, 50, 60], dtype=float)
+    x = 50.0 * n * np.array([1.0, 0.55, 0.95, 0.5, 0.85, 0.7])
+    f = fit_usl(n, x)
+    assert f.efficiency < 0.8
+    assert f.limit == "unresolved" and "near-linear" not in f.verdict
+    assert f.verdict.startswith("the points are too noisy to separate contention from coherency: efficiency fell to 70%")
+
+
+def test_contention_only_with_tight_intervals():
+    """κ = 0 (on its bound) and σ > 0 with a tight interval: contention, flattening to λ/σ, no peak."""
+    rng = np.random.default_rng(3)
+    n = np.array([1, 2, 4, 8, 16, 24, 32, 48, 64], dtype=float)
+    f = fit_usl(n, usl(n, 0.05, 0.0, 100.0) * (1 + rng.normal(0, 0.003, n.size)))
+    assert f.kappa.value == 0.0 and f.n_peak is None
+    assert 0.0 < f.sigma.low < f.sigma.value < f.sigma.high < 0.06
+    assert f.limit == "contention"
+    asym = f.lam.value / f.sigma.value
+    assert f.verdict.startswith(f"contention-limited: throughput flattens toward ~{asym:,.0f}/s "
+                                f"(σ={f.sigma.value:.3g}: {f.sigma.value * 100:.3g}% of the work serialises)")
+    assert "efficiency 24% at 64 (throughput per unit of load, vs load 1)" in f.verdict
+    assert "peak" not in f.verdict and "N*" not in f.verdict and "e+" not in f.verdict
+    assert any("bound" in note for note in f.notes)
+
+
+def test_small_significant_contention_on_near_linear_data_says_both():
+    rng = np.random.default_rng(3)
+    n = np.array([1, 2, 4, 8, 16], dtype=float)
+    f = fit_usl(n, usl(n, 0.002, 0.0, 100.0) * (1 + rng.normal(0, 0.0005, n.size)))
+    assert f.sigma.low > 0 and f.efficiency >= 0.8
+    assert f.limit == "contention"
+    assert f.verdict.startswith("contention measured, though still near-linear up to load 16")
+
+
+def test_three_points_without_intervals_go_by_the_data():
+    f = fit_usl([1, 2, 4], [50, 99, 195])  # tiny σ > 0, no interval: near-linear, not "contention"
+    assert f.limit == "linear"
+    g = fit_usl([1, 2, 4], [50, 90, 150])
+    assert g.limit == "contention"
 
 
 def test_residuals_and_prediction():

@@ -168,6 +168,9 @@ def render(console: Console, points: list[Any], by_label: str, latency: str, res
     if kp is not None:
         console.print(f"knee: latency starts to climb at load {_fmt(kp.load)} "
                       f"({_fmt(kp.throughput)} req/s, {latency} {_fmt(kp.latency_ms)} ms; score {knee.score:.2f})")
+        if fit.limit in ("unresolved", "linear"):
+            # The fit names no limit, but the latency curve found one: plan by the knee.
+            console.print(f"until more load levels are measured, plan by the knee: stay below load {_fmt(kp.load)}")
     elif any(p.latency_ms is not None for p in points):
         console.print("knee: none (latency does not bend upward over the measured range)")
     s = res["sizing"]

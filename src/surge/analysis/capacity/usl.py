@@ -15,6 +15,15 @@ s² = RSS/(n − 3), times the Student t quantile with n − 3 degrees of freedo
 The peak concurrency N* = sqrt((1 − σ)/κ) and the peak throughput X(N*) get
 intervals by the delta method (their gradient through the same covariance).
 All intervals are clipped to the parameters' domains (σ in [0, 1], κ >= 0).
+
+The verdict (:func:`_verdict`) names a limit only when the data show it, and
+never reads "near-linear" off intervals that merely include 0: with four points
+and three parameters they nearly always do. Near-linear needs the *measured*
+efficiency at the largest load (per-unit throughput X(N)/N relative to the
+smallest load's) to stay >= ``LINEAR_EFFICIENCY`` and the fitted slowdown
+1 + σ(N−1) + κN(N−1) over the measured range to be that small too; when the
+efficiency fell but neither σ nor κ is significant, the verdict says the points
+cannot tell contention from coherency apart.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from scipy.optimize import least_squares
 from surge.api.errors import UsageError
 
 MIN_DISTINCT_LOADS = 3  # three parameters: fewer distinct loads cannot pin them down
+LINEAR_EFFICIENCY = 0.8  # efficiency at the largest load (vs the smallest) that still counts as near-linear
 
 CI_METHOD = ("asymptotic t-interval from the Jacobian (as R nls confint.default), n-3 df; "
              "N* and X(N*) by the delta method")
@@ -56,7 +66,11 @@ class USLFit:
     of one unit of load, in the throughput's unit). ``n_peak`` is N* = sqrt((1−σ)/κ)
     (None when κ = 0: throughput never falls), ``x_peak`` the throughput there
     (X(N*), or the asymptote λ/σ when κ = 0; inf when σ = κ = 0). ``limit`` is
-    ``coherency``, ``contention`` or ``linear``; ``verdict`` says it in one line.
+    ``coherency``, ``contention``, ``linear`` or ``unresolved`` (throughput per unit of
+    load fell, but the fit cannot tell contention from coherency); ``verdict`` says it
+    in one line. ``efficiency`` is the measured X(N)/N at the largest load
+    ``efficiency_load`` relative to X(N₁)/N₁ at the smallest, ``base_load`` (mean
+    throughput per distinct load; NaN when the smallest load's throughput is 0).
     """
 
     sigma: Estimate
@@ -73,6 +87,9 @@ class USLFit:
     verdict: str
     method: str = CI_METHOD
     notes: tuple[str, ...] = field(default=())
+    efficiency: float = math.nan
+    efficiency_load: float = math.nan
+    base_load: float = math.nan
 
     def predict(self, n: Any) -> np.ndarray:
         """Throughput the model predicts at load(s) ``n``."""
@@ -92,6 +109,8 @@ class USLFit:
             "ci_method": self.method,
             "limit": self.limit,
             "verdict": self.verdict,
+            "efficiency": {"value": _num(self.efficiency), "load": _num(self.efficiency_load),
+                           "base_load": _num(self.base_load)},
             "notes": list(self.notes),
         }
 
@@ -134,6 +153,22 @@ def check_points(load: Any, throughput: Any) -> tuple[np.ndarray, np.ndarray]:
     if not np.any(x > 0):
         raise UsageError("every throughput is 0: nothing completed, there is nothing to fit")
     return n, x
+
+
+def efficiency(load: Any, throughput: Any) -> tuple[float, float, float]:
+    """Measured scaling efficiency ``(e, n_max, n_min)``: X(n_max)/n_max over X(n_min)/n_min.
+
+    1.0 is perfectly linear scaling between the smallest and the largest load; 0.5
+    means each unit of load at ``n_max`` gets half the throughput it got at
+    ``n_min``. Repeated loads use their mean throughput. NaN when X(n_min) is 0.
+    """
+    n = np.asarray(load, dtype=np.float64).ravel()
+    x = np.asarray(throughput, dtype=np.float64).ravel()
+    lo, hi = float(n.min()), float(n.max())
+    x_lo, x_hi = float(x[n == lo].mean()), float(x[n == hi].mean())
+    if x_lo <= 0:
+        return math.nan, hi, lo
+    return (x_hi / hi) / (x_lo / lo), hi, lo
 
 
 def _best_lambda(n: np.ndarray, x: np.ndarray, sigma: float, kappa: float) -> float:
@@ -212,12 +247,14 @@ def fit_usl(load: Any, throughput: Any, level: float = 0.95) -> USLFit:
         e_xpeak = Estimate(math.inf, math.nan, math.nan, math.inf)
     sst = float(np.sum((x - x.mean()) ** 2))
     r2 = 1.0 - rss / sst if sst > 0 else math.nan
-    limit, verdict = _verdict(e_sigma, e_kappa, e_lam, e_npeak, e_xpeak, nmax)
+    eff, eff_load, base = efficiency(n, x)
+    limit, verdict = _verdict(e_sigma, e_kappa, e_lam, e_npeak, e_xpeak, nmax, float(n.min()), eff,
+                              int(np.unique(n).size))
     if r2 == r2 and r2 < 0.8:
         notes.append(f"R² = {r2:.2f}: the USL explains the data poorly; check for noisy or non-steady points")
     return USLFit(e_sigma, e_kappa, e_lam, e_npeak, e_xpeak, r2, tuple(float(r) for r in resid),
                   tuple(float(v) for v in n), tuple(float(v) for v in x), level, limit, verdict,
-                  notes=tuple(notes))
+                  notes=tuple(notes), efficiency=eff, efficiency_load=eff_load, base_load=base)
 
 
 def _jacobian(n: np.ndarray, sigma: float, kappa: float, lam: float) -> np.ndarray:
@@ -246,23 +283,75 @@ def _delta_se(g: np.ndarray, cov: np.ndarray) -> float:
     return math.sqrt(v) if v >= 0 else math.nan
 
 
+def _significant(e: Estimate) -> bool:
+    """The estimate differs from 0: its interval excludes 0, or (exactly 3 points: no
+    interval) the point estimate is all there is and it is above 0."""
+    if math.isnan(e.low):
+        return e.value > 0
+    return e.value > 0 and e.low > 0.0
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.0f}%"
+
+
+def _q(v: float, digits: int = 4) -> str:
+    """A quantity in plain digits: ``96.5``, ``1,884``, ``49,360`` (no ``e+04``)."""
+    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:.{digits}g}"
+
+
 def _verdict(sigma: Estimate, kappa: Estimate, lam: Estimate, npeak: Estimate | None,
-             xpeak: Estimate, nmax: float) -> tuple[str, str]:
-    """Which limit shows in the data, from the estimates and whether they differ from 0."""
-    kappa_real = kappa.value > 0 and not (kappa.low <= 0.0)  # interval excludes 0
-    sigma_real = sigma.value > 0 and not (sigma.low <= 0.0)
-    if npeak is not None and (kappa_real or npeak.value <= nmax):
+             xpeak: Estimate, nmax: float, nmin: float, eff: float, distinct: int) -> tuple[str, str]:
+    """Which limit shows in the data: ``(limit, one-line verdict)``.
+
+    - coherency: κ significant, or the fitted peak N* lies within the measured loads;
+    - contention: σ significant (with a note when the data still scale near-linearly);
+    - linear: neither, *and* the data scale near-linearly: measured efficiency at the
+      largest load >= LINEAR_EFFICIENCY and the fitted slowdown over the measured loads,
+      D(N₁)/D(N_max) with D(N) = 1 + σ(N−1) + κN(N−1), at least as high (small σ, κ);
+    - unresolved: neither is significant but throughput per unit of load fell (or the
+      fit and the data disagree): the points are too few or too noisy to tell which.
+    """
+    at = f"at {_q(nmax)}"
+    vs = f"(throughput per unit of load, vs load {_q(nmin)})"
+    eff_text = "efficiency unknown (no throughput at the smallest load)" if math.isnan(eff) \
+        else f"efficiency {_pct(eff)} {at} {vs}"
+
+    def slowdown(n: float) -> float:
+        return 1.0 + sigma.value * (n - 1.0) + kappa.value * n * (n - 1.0)
+
+    model_eff = slowdown(nmin) / slowdown(nmax)
+    scales = not math.isnan(eff) and eff >= LINEAR_EFFICIENCY and model_eff >= LINEAR_EFFICIENCY
+
+    def shows(e: Estimate) -> bool:
+        # Without an interval (3 points) a small positive estimate is no evidence against
+        # data that scale near-linearly.
+        return _significant(e) and not (scales and math.isnan(e.low))
+
+    if npeak is not None and (shows(kappa) or npeak.value <= nmax):
         where = "within" if npeak.value <= nmax else "beyond"
         return "coherency", (
-            f"coherency-limited: throughput peaks at N*≈{npeak.value:.3g} (~{xpeak.value:.4g}/s) and falls beyond "
-            f"({where} the measured loads, max {nmax:.3g})")
-    if sigma_real or sigma.value > 0.02:
-        return "contention", (
-            f"contention-limited: throughput flattens toward ~{lam.value / sigma.value:.4g}/s "
-            f"(σ={sigma.value:.3g}: {sigma.value * 100:.1f}% of the work serialises)")
-    return "linear", (
-        f"near-linear up to load {nmax:.3g}: no significant contention or coherency measured; "
-        "load it harder to find the limit")
+            f"coherency-limited: throughput peaks at N*≈{_q(npeak.value, 3)} (~{_q(xpeak.value)}/s) and falls "
+            f"beyond ({where} the measured loads, max {_q(nmax)}); {eff_text}")
+    if shows(sigma):
+        # κ is not significant (or 0, on its bound): the curve flattens toward λ/σ (Amdahl).
+        what = (f"throughput flattens toward ~{_q(lam.value / sigma.value)}/s "
+                f"(σ={sigma.value:.3g}: {sigma.value * 100:.3g}% of the work serialises)")
+        if scales:
+            return "contention", f"contention measured, though still near-linear up to load {_q(nmax)}: {what}; {eff_text}"
+        return "contention", f"contention-limited: {what}; {eff_text}"
+    if scales:
+        return "linear", (
+            f"near-linear up to load {_q(nmax)}: {eff_text}, no contention or coherency shows; "
+            "load it harder to find the limit")
+    few = "too few points" if distinct <= 5 else "the points are too noisy"
+    if not math.isnan(eff) and eff < LINEAR_EFFICIENCY:
+        return "unresolved", (
+            f"{few} to separate contention from coherency: efficiency fell to {_pct(eff)} {at} {vs}; "
+            "measure more load levels")
+    return "unresolved", (
+        f"{few} to name a limit: σ and κ are not significant, yet the fitted curve slows throughput per unit "
+        f"of load to {_pct(model_eff)} {at} ({eff_text}); measure more load levels")
 
 
 def _num(v: float) -> float | None:
