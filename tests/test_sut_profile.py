@@ -12,7 +12,19 @@ import plotly.graph_objects as go
 import pytest
 
 from conftest import TESTS, assert_no_traceback, error_lines, free_port, surge_cli
-from surge.analysis.profile import diff, function_of, shares, top_functions
+from surge.analysis.findings import hotspots
+from surge.analysis.profile import (
+    NATIVE_NOTE,
+    diff,
+    function_of,
+    hotter_cooler,
+    is_library,
+    launchers,
+    native_note,
+    outside_app_share,
+    shares,
+    top_functions,
+)
 from surge.report.flame import flame_figure
 from surge.report.sut_figures import sut_figures
 from surge.results.sut_files import parse_collapsed
@@ -97,6 +109,120 @@ def test_profile_show_errors_are_one_line(tmp_path):
     r = surge_cli("profile", "show", "no-such-run-id-3k9")
     assert r.rc == 2 and "no-such-run-id-3k9" in error_lines(r.stderr)[0], r
     assert_no_traceback(r.stderr)
+
+
+# --------------------------------------------------------------------------- application view
+
+# A server as py-spy sees it: launcher frames (the program's main, a CLI command, the
+# function that starts uvicorn), the event loop, uvicorn and Starlette, then the
+# application's handlers; stdlib leaves (re, json) below application frames.
+LAUNCH = ("process 7 (python -m shop);<module> (shop/__main__.py);main (shop/cli.py:3);Command.main (click/core.py);"
+          "serve (shop/cli.py:9);run (uvicorn/main.py);Server.run (uvicorn/server.py);Runner.run (asyncio/runners.py)")
+WEB = (LAUNCH + ";RequestResponseCycle.run_asgi (uvicorn/protocols/http/httptools_impl.py)"
+       ";Router.__call__ (starlette/routing.py);Route.handle (starlette/routing.py)")
+SIMILAR = WEB + ";recommend (shop/app.py:10);scores (shop/app.py:20)"
+SHINGLES = SIMILAR + ";scores.<locals>.<listcomp> (shop/app.py:21);shingles (shop/app.py:30)"
+BASE = {LAUNCH: 25,  # the event loop's C code (uvloop, httptools), charged to Runner.run
+        WEB: 5,  # routing
+        SHINGLES: 20, SHINGLES + ";findall (re/__init__.py:216)": 5, SIMILAR: 5,
+        WEB + ";detail (shop/app.py:40);fetch (shop/db.py:5)": 24,
+        WEB + ";detail (shop/app.py:41);dumps (json/__init__.py:231);encode (json/encoder.py:200)": 16}
+FIXED = {LAUNCH: 59, WEB: 5, WEB + ";recommend (shop/app.py:12)": 5,  # similarity gone: recommendations cached
+         WEB + ";detail (shop/app.py:40);fetch (shop/db.py:5)": 20,
+         WEB + ";detail (shop/app.py:41);dumps (json/__init__.py:231);encode (json/encoder.py:200)": 11}
+
+
+def test_library_frames_are_told_from_the_applications():
+    for lib in ("Runner.run (asyncio/runners.py)", "Route.handle (starlette/routing.py:120)", "select (selectors.py)",
+                "dumps (json/__init__.py:231)", "_run_module_as_main (<frozen runpy>)",
+                "encode (/usr/lib/python3.11/json/encoder.py)",
+                "handle (/srv/.venv/lib/python3.12/site-packages/starlette/routing.py)"):
+        assert is_library(lib), lib
+    for app in ("Shop.recommendations (surge/demo/app.py)", "<module> (surge)", "handler (app.py:12)",
+                "handle (/srv/.venv/lib/python3.12/site-packages/shop/app.py)"):
+        assert not is_library(app), app
+    assert hotspots.is_library is is_library  # surge explain's hot-code finding uses the same rule
+
+
+def test_launchers_host_the_framework_and_handlers_are_not_launchers():
+    assert launchers(BASE) == {"<module> (shop/__main__.py)", "main (shop/cli.py)", "serve (shop/cli.py)"}
+    # work hands over to re.sub, which calls back into the application, but work also calls
+    # helper itself: it is a handler, not a launcher
+    assert launchers({"main (a.py);work (a.py);sub (re/__init__.py);cb (a.py)": 5,
+                      "main (a.py);work (a.py);helper (a.py)": 5}) == frozenset()
+
+
+def test_app_view_charges_library_time_to_the_calling_function():
+    app = shares(BASE)
+    assert not any(is_library(fn) for fn in app)
+    assert "main (shop/cli.py)" not in app and "serve (shop/cli.py)" not in app  # launchers
+    assert app["shingles (shop/app.py)"].self_pct == 25.0  # with the re.findall below it
+    assert app["detail (shop/app.py)"].self_pct == 16.0  # json.dumps is detail's
+    assert app["scores (shop/app.py)"].self_pct == 5.0 and app["scores (shop/app.py)"].total_pct == 30.0  # + listcomp
+    assert outside_app_share(BASE) == 30.0  # the event loop and the routing: no application function
+    assert [r.function for r in top_functions(BASE, 3)] == [
+        "shingles (shop/app.py)", "fetch (shop/db.py)", "detail (shop/app.py)"]
+    assert [r.function for r in top_functions(BASE, 2, by="total")] == ["detail (shop/app.py)", "scores (shop/app.py)"]
+    every = top_functions(BASE, 2, view="all")  # leaf self time: the event loop leads
+    assert [(r.function, r.self_pct) for r in every] == [("Runner.run (asyncio/runners.py)", 25.0),
+                                                        ("fetch (shop/db.py)", 24.0)]
+    assert native_note(BASE) == NATIVE_NOTE and native_note({"main (a.py);f (a.py)": 1}) is None
+    assert native_note({"main (a.py);EpollSelector.select (selectors.py)": 3, "main (a.py);f (a.py)": 1}) == NATIVE_NOTE
+    with pytest.raises(ValueError):
+        shares(BASE, view="mine")
+
+
+def test_diff_ranks_by_app_self_share_so_the_vanished_code_leads():
+    hotter, cooler = hotter_cooler(diff(BASE, FIXED))
+    assert [(r.function, round(r.self_pp, 1)) for r in cooler[:2]] == [("shingles (shop/app.py)", -25.0),
+                                                                       ("scores (shop/app.py)", -5.0)]
+    assert [r.function for r in hotter] == ["recommend (shop/app.py)"]
+    # every frame, ranked by total share: the framework frames hide the application's
+    _, cooler_all = hotter_cooler(diff(BASE, FIXED, view="all", by="total"), by="total", n=3)
+    assert all(is_library(r.function) for r in cooler_all), cooler_all
+    assert [r.function for r in cooler_all][0] == "RequestResponseCycle.run_asgi (uvicorn/protocols/http/httptools_impl.py)"
+
+
+def test_profile_show_lists_application_code_unless_all(tmp_path):
+    base = _profile_dir(tmp_path, "base", BASE)
+    r = surge_cli("profile", "show", base, "--top", "3")
+    assert r.rc == 0, r
+    assert_no_traceback(r.stderr)
+    assert "self = in the function or in library code it called" in r.stdout.splitlines()[0]
+    assert r.stdout.index("shingles (shop/app.py)") < r.stdout.index("fetch (shop/db.py)")
+    assert "Runner.run" not in r.stdout and "starlette" not in r.stdout and "main (shop/cli.py)" not in r.stdout
+    assert "30.0 % of samples ran outside application functions" in r.stdout
+    assert "--native" not in r.stdout
+    r = surge_cli("profile", "show", base, "--top", "3", "--all")
+    assert r.rc == 0, r
+    assert r.stdout.index("Runner.run (asyncio/runners.py)") < r.stdout.index("fetch (shop/db.py)")
+    assert "note: time in C code (the event loop" in r.stdout and "use --native with py-spy" in r.stdout
+    j = surge_cli("profile", "show", base, "--top", "2", "--json")
+    assert j.rc == 0 and j.data["view"] == "app" and j.data["by"] == "self" and j.data["outside_app_pct"] == 30.0, j
+    assert [(f["function"], f["self_pct"], f["total_pct"]) for f in j.data["functions"]] == [
+        ("shingles (shop/app.py)", 25.0, 25.0), ("fetch (shop/db.py)", 24.0, 24.0)]
+    j = surge_cli("profile", "show", base, "--top", "1", "--all", "--by", "total", "--json")
+    assert j.rc == 0 and j.data["view"] == "all" and j.data["note"] == NATIVE_NOTE, j
+    assert j.data["functions"][0]["function"] == "Runner.run (asyncio/runners.py)"  # 100 % total, most self
+
+
+def test_profile_diff_leads_with_the_application_code_that_vanished(tmp_path):
+    base, fixed = _profile_dir(tmp_path, "base", BASE), _profile_dir(tmp_path, "fixed", FIXED)
+    r = surge_cli("profile", "diff", base, fixed, "--top", "2")
+    assert r.rc == 0, r
+    assert_no_traceback(r.stderr)
+    assert "self = in the function or in library code it called" in r.stdout
+    cooler = r.stdout[r.stdout.index("cooler in B"):]
+    assert cooler.index("shingles (shop/app.py)") < cooler.index("scores (shop/app.py)")
+    assert "-25.0" in cooler and "starlette" not in r.stdout and "uvicorn" not in r.stdout
+    j = surge_cli("profile", "diff", base, fixed, "--all", "--by", "total", "--top", "3", "--json")
+    assert j.rc == 0 and j.data["view"] == "all" and j.data["by"] == "total" and j.data["note"] == NATIVE_NOTE, j
+    assert not any("shop/" in c["function"] for c in j.data["cooler"])  # the framework frames fill the table
+    j = surge_cli("profile", "diff", base, fixed, "--json")
+    assert j.rc == 0 and j.data["view"] == "app", j
+    assert (j.data["outside_app_pct_a"], j.data["outside_app_pct_b"]) == (30.0, 64.0)
+    assert [(c["function"], c["self_pp"], c["total_pp"]) for c in j.data["cooler"][:2]] == [
+        ("shingles (shop/app.py)", -25.0, -25.0), ("scores (shop/app.py)", -5.0, -30.0)]
 
 
 # --------------------------------------------------------------------------- the profiler's failures

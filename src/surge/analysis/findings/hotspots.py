@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import re
-import sys
 
 from surge.analysis.findings.base import Finding
+from surge.analysis.profile import is_library
 
 MIN_SHARE = 0.10  # of all samples
-# Runtimes and frameworks: real work happens in them, but the fix is in the application
-# code that called them, so the application's frames are named instead. py-spy writes
-# short paths (``asyncio/runners.py``, ``starlette/routing.py``): the first path part
-# names the package.
-_FRAMEWORKS = frozenset({
-    "uvicorn", "starlette", "anyio", "uvloop", "httptools", "h11", "fastapi", "django", "flask",
-    "werkzeug", "gunicorn", "asgiref", "sqlalchemy", "pydantic", "pydantic_core", "aiohttp", "click",
-    "typer", "jinja2", "hypercorn", "granian", "tornado", "twisted", "gevent", "eventlet", "site-packages",
-})
-_LIBRARY_TOPS = _FRAMEWORKS | frozenset(sys.stdlib_module_names)
 _LINE = re.compile(r":\d+\)$")
 _LOCALS = re.compile(r"\.<locals>\.<(listcomp|dictcomp|setcomp|genexpr|lambda)>")
 
@@ -25,18 +15,6 @@ _LOCALS = re.compile(r"\.<locals>\.<(listcomp|dictcomp|setcomp|genexpr|lambda)>"
 def _function(frame: str) -> str:
     """``name (file.py:12)`` -> ``name (file.py)``; a comprehension counts as its function."""
     return _LOCALS.sub("", _LINE.sub(")", frame.strip()))
-
-
-def _is_library(fn: str) -> bool:
-    _, _, where = fn.partition(" (")
-    path = where.rstrip(")")
-    if "site-packages/" in path:
-        path = path.split("site-packages/", 1)[1]
-    elif re.search(r"/lib/python3[^/]*/", path):
-        return True
-    if "/" not in path:  # a script (``<module> (surge)``), a module file, or ``<frozen runpy>``
-        return path.startswith("<") or path.removesuffix(".py") in _LIBRARY_TOPS
-    return path.split("/", 1)[0] in _LIBRARY_TOPS
 
 
 def _short(fn: str) -> str:
@@ -59,7 +37,7 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
     hosts: set[str] = set()
     for stack, n in stacks.items():
         frames = [_function(f) for f in stack.split(";") if f and not f.startswith("process ")]
-        lib = [_is_library(fn) for fn in frames]
+        lib = [is_library(fn) for fn in frames]
         # Application frames above a library -> application hand-over host a framework
         # (main, a CLI command, run_app): they are on the stack of nearly every sample
         # and are never the cause, wherever else they appear.
