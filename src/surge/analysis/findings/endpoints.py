@@ -114,8 +114,8 @@ def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | No
                 title=(f"{_label(n)} is consistently slow: service p50 {fmt_ms(p50)}, "
                        f"{p50 / typical:.1f}x the other endpoints' median"),
                 detail=(f"Its cost is steady: p99 is only {tail:.1f}x p50{cpu_txt}. "
-                        + ("The server is waiting, not working: " if idle else "")
-                        + "a steady cost on each request that is not the profile's hot code points to many "
+                        + ("The server is waiting, not working: a" if idle else "A")
+                        + " steady cost on each request that is not the profile's hot code points to many "
                           "sequential round trips, such as N+1 queries (one query per item of a list), or a "
                           "fixed-cost call. Count the queries per request; batch them with a JOIN or an "
                           "IN (...) query."),
