@@ -175,7 +175,7 @@ def test_a_slow_endpoint_whose_handler_is_hot_code_computes():
         return {"name": n, "method": "GET", "requests": 500, "service": {"p50": p50, "p99": p99}}
 
     summary = _summary(names=[name("/health", 1.0, 2.0), name("/products", 25.0, 35.0),
-                              name("/products/{id}", 2.0, 4.0), name("/products/{id}/recommendations", 12.0, 20.0)])
+                              name("/products/{id}", 2.0, 4.0), name("/products/{id}/recommendations", 18.0, 30.0)])
     stacks = {"run (asyncio/runners.py);handle (starlette/routing.py);Shop.recommendations (shop/app.py);"
               "compute_similarity_scores (shop/app.py)": 300,
               "run (asyncio/runners.py)": 700}
