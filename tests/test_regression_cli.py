@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -67,6 +68,24 @@ def test_compare_same_and_regressed(history):
     verdicts = {r["metric"]: r["verdict"] for r in data["rows"]}
     assert verdicts["p50"] == "REGRESSED" and verdicts["mean"] == "REGRESSED"
     assert "| GET /work | p50 |" in worse.stdout  # the Markdown table followed the JSON
+    # the Markdown shows the change and its CI in %, like the terminal table
+    md_p50 = next(ln for ln in worse.stdout.splitlines() if ln.startswith("| GET /work | p50 |"))
+    assert re.search(r"\| \+\d+\.\d% \| \+\d+\.\d%\.\.\+\d+\.\d% \|", md_p50), md_p50
+
+
+def test_compare_table_shows_the_change_and_its_ci_in_percent(history):
+    store, ids, _ = history
+    res = surge_cli("compare", ids[1], ids[2], "--store", store)
+    assert res.rc == 0, res
+    out = res.stdout
+    assert re.search(r"request\s+metric\s+A\s+B\s+change\s+95% CI\s+adj\. p\s+verdict", out), out
+    # latency keeps its value and unit; the change is +NN.N % with its CI in %, not a raw ratio
+    assert re.search(r"GET /work\s+p50\s+[\d.]+ ms\s+[\d.]+ ms\s+\+\d+\.\d%\s+\+\d+\.\d%\.\.\+\d+\.\d%\s+[\d.e-]+"
+                     r"\s+REGRESSED", out), out
+    # no errors on either side: nothing to compare, not "+0.0%" or "1.000 1.000-1.000"
+    assert re.search(r"GET /work\s+error_rate\s+0\.00%\s+0\.00%\s+-\s+-\s+-\s+SAME", out), out
+    assert "1.000-1.000" not in out
+    assert "latency: from each request's intended start" in " ".join(out.split())
 
 
 def test_gate_exit_codes_junit_and_step_summary(history, tmp_path):
@@ -90,6 +109,11 @@ def test_gate_exit_codes_junit_and_step_summary(history, tmp_path):
     assert any(tc.get("classname") == "surge.thresholds" for tc in suite.iter("testcase"))
     text = summary.read_text()
     assert "surge gate passed" in text and "surge gate failed" in text
+    # the run's thresholds are shown on a pass as well as on a fail, on the terminal and in Markdown
+    for res in (ok, bad):
+        assert "thresholds of the run" in res.stdout
+        assert re.search(r"p95<1s\s+[\d.]+ ms\s+pass", res.stdout), res.stdout
+    assert text.count("| `p95<1s` |") == 2 and "&lt;" not in text.split("comparison with")[0]
 
 
 def test_gate_uses_branch_baseline_and_thresholds(history):
@@ -102,6 +126,18 @@ def test_gate_uses_branch_baseline_and_thresholds(history):
     # No baseline on another branch: thresholds only (they passed).
     res = surge_cli("gate", ids[2], "--branch", "nobranch", "--store", store)
     assert res.rc == 0 and "no baseline" in res.stdout
+
+
+def test_gate_markdown_says_when_the_run_had_no_thresholds():
+    from surge.analysis.gate import decide
+    from surge.report.markdown import gate_markdown
+
+    md = gate_markdown(decide(None, []), None, [], run="r1", baseline=None)
+    assert "### thresholds of the run" in md and "The run defined no thresholds." in md
+    th = [{"threshold": "p99<200ms", "observed_text": "150 ms", "passed": True},
+          {"threshold": "error_rate<1%", "observed_text": "2.00 %", "passed": False}]
+    md = gate_markdown(decide(None, th), None, th, run="r1", baseline=None)
+    assert "| `p99<200ms` | 150 ms | ✅ pass |" in md and "| `error_rate<1%` | 2.00 % | ❌ fail |" in md
 
 
 def test_history_json(history):

@@ -214,14 +214,15 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
                                    "comparison": comparison_json(cmp, base, current) if cmp else None}
             sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
         else:
+            from surge.cli.render_compare import render_comparison, render_thresholds
+
             console = _console()
             if cmp is not None:
-                from surge.cli.render_compare import render_comparison
-
                 render_comparison(console, cmp, base.label, current.label)
             else:
                 console.print(f"[yellow]no baseline[/] for branch {branch}: gating on thresholds only "
                               f"(set one with `surge baseline set RUN --branch {branch}`)")
+            render_thresholds(console, thresholds)
             color = {"pass": "green", "warn": "yellow", "fail": "bold red"}[gate.status]
             console.print(f"[{color}]gate {gate.status}[/]")
             for f in gate.failures:

@@ -11,6 +11,14 @@ def _esc(text: str) -> str:
     return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _code(text: str) -> str:
+    """Inline code in a table cell: entities are not decoded inside backticks, so only the
+    table's pipe is escaped (a threshold like p95<25ms must not read p95&lt;25ms)."""
+    t = str(text).replace("|", "\\|")
+    fence = "``" if "`" in t else "`"
+    return f"{fence} {t} {fence}" if fence == "``" else f"`{t}`"
+
+
 def format_metric(v: float | None, metric: str, *, missing: str = "–", ms: str = " ms") -> str:
     """A compared value in its unit: error rate as %, throughput as /s, latency in ms."""
     if v is None:
@@ -22,6 +30,25 @@ def format_metric(v: float | None, metric: str, *, missing: str = "–", ms: str
     return f"{v:,.2f}{ms}"
 
 
+def _no_errors(row: Any) -> bool:
+    return row.metric == "error_rate" and row.a == 0 and row.b == 0
+
+
+def format_change(row: Any, *, missing: str = "–") -> str:
+    """B relative to A as a signed percentage (ratio 1.129 -> +12.9%); ``missing`` when there
+    is no ratio (A was 0) or nothing to compare (no errors on either side)."""
+    if row.ratio is None or _no_errors(row):
+        return missing
+    return f"{(row.ratio - 1) * 100:+.1f}%"
+
+
+def format_ci(row: Any, *, missing: str = "–", sep: str = "..") -> str:
+    """The confidence interval of the change, in % (e.g. +12.4%..+13.3%)."""
+    if row.ci_low is None or row.ci_high is None or _no_errors(row):
+        return missing
+    return f"{(row.ci_low - 1) * 100:+.1f}%{sep}{(row.ci_high - 1) * 100:+.1f}%"
+
+
 def _num(v: float | None, metric: str) -> str:
     return format_metric(v, metric)
 
@@ -29,13 +56,13 @@ def _num(v: float | None, metric: str) -> str:
 def comparison_markdown(cmp: Any, *, title: str = "surge compare", a_label: str = "A", b_label: str = "B") -> str:
     """A table of every (name, metric) with values, ratio, CI and verdict."""
     lines = [f"### {title}", "", f"{_esc(a_label)} → {_esc(b_label)}", ""]
-    lines += ["| request | metric | A | B | ratio | CI | verdict |", "|---|---|---:|---:|---:|---|---|"]
+    lines += ["| request | metric | A | B | change | 95% CI | adj. p | verdict |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in cmp.rows:
-        ratio = f"×{r.ratio:.3f}" if r.ratio is not None else "–"
-        ci = f"{r.ci_low:.3f}–{r.ci_high:.3f}" if r.ci_low is not None and r.ci_high is not None else "–"
+        p = f"{r.p_adjusted:.3g}" if r.p_adjusted is not None else "–"
         lines.append(
-            f"| {_esc(r.name)} | {r.metric} | {_num(r.a, r.metric)} | {_num(r.b, r.metric)} | {ratio} | {ci} | "
-            f"{_ICON.get(r.verdict, '')} {r.verdict} |"
+            f"| {_esc(r.name)} | {r.metric} | {_num(r.a, r.metric)} | {_num(r.b, r.metric)} | {format_change(r)} | "
+            f"{format_ci(r)} | {p} | {_ICON.get(r.verdict, '')} {r.verdict} |"
         )
     if cmp.only_in_a or cmp.only_in_b:
         lines.append("")
@@ -57,11 +84,14 @@ def gate_markdown(gate: Any, cmp: Any | None, thresholds: list[dict[str, Any]], 
         lines.append(f"- ❌ {_esc(f)}")
     for w in gate.warnings:
         lines.append(f"- ⚠️ {_esc(w)}")
+    lines += ["", "### thresholds of the run", ""]
     if thresholds:
-        lines += ["", "| threshold | observed | result |", "|---|---|---|"]
+        lines += ["| threshold | observed | result |", "|---|---|---|"]
         for t in thresholds:
-            lines.append(f"| `{_esc(t['threshold'])}` | {_esc(t.get('observed_text', ''))} | "
+            lines.append(f"| {_code(t.get('threshold', ''))} | {_esc(t.get('observed_text', t.get('observed', '')))} | "
                          f"{'✅ pass' if t.get('passed') else '❌ fail'} |")
+    else:
+        lines.append("The run defined no thresholds.")
     if cmp is not None:
         lines += ["", comparison_markdown(cmp, title="comparison with the baseline", a_label=baseline or "baseline",
                                           b_label=run)]
