@@ -4,18 +4,27 @@ Pure functions on plain data (per-second rows, observed threshold values), so th
 search logic is tested with synthetic steps and no server. ``surge breakpoint``
 (cli/breakpoint_cmd.py) runs the steps and calls these.
 
-A step at target rate R **passes** when, over its window (the step minus its
-first ``warmup_s`` seconds, when connections and VUs are still being set up):
+A step at target rate R **passes** when, over its window (the whole seconds t of
+the step with ``warmup_s`` <= t and t + 1 <= the step's duration: the step minus
+its first ``warmup_s`` seconds, when connections and VUs are still being set up,
+and minus the graceful stop after the schedule; see :func:`in_window`):
 
 - every SLO holds, or it fails only as a blip (fewer than ``sustain_s`` seconds
   breach it on their own: one slow second is not a breaking point);
 - the generator delivered: achieved throughput >= ``min_achieved`` × R and no
   iteration was dropped (no free VU);
-- latency does not climb within the step: the median of the last seconds is not
-  above ``slope_factor`` × the first seconds' (and ``slope_min_ms`` more): a
-  queue that grows for the whole step means the server is past its capacity even
-  if the SLO has not caught up yet;
+- latency does not climb within the step: the median per-second p50 of the last
+  third of the window is not above ``slope_factor`` × the first third's (and
+  ``slope_min_ms`` more): a queue that grows for the whole step means the server
+  is past its capacity even if the SLO has not caught up yet;
 - errors stay under ``max_error_rate`` (only when no ``error_rate`` SLO is given).
+
+Which numbers come from where: the SLO values and the step's p50/p95/p99 are
+percentiles of the window's *merged* latency histogram (one distribution over all
+its requests, the same numbers in the table, the JSON and the SLO reason). Only
+two checks use the per-second values, because they are about time: the blip rule
+(how many seconds breach an SLO on their own) and the latency-slope check (first
+third vs last third of the window).
 
 A generator-bound step (the generator's own CPU or schedule lag, see
 ``analysis/generator.py``) is judged as measured and noted: latency counts from
@@ -35,7 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from surge.analysis.thresholds import Threshold
+from surge.analysis.thresholds import FAMILIES, Threshold, format_value
+from surge.metrics.histogram import Histogram
 
 _ROW_LATENCY = {"p50": "p50", "p95": "p95", "p99": "p99",
                 "service.p50": "service_p50", "service.p95": "service_p95", "service.p99": "service_p99"}
@@ -67,9 +77,12 @@ class SloResult:
 class StepResult:
     """The verdict on one step.
 
-    ``target`` and ``achieved`` are iterations/s (requests/s for a URL); latencies
-    are ms over the window's seconds (the median of the per-second values);
-    ``noise`` is the relative standard deviation of the per-second achieved rate.
+    ``target`` and ``achieved`` are iterations/s (requests/s for a URL); ``p50``,
+    ``p95``, ``p99`` are ms, percentiles of the window's merged latency histogram
+    (the distribution the SLOs are judged on; None without one); ``window`` is
+    ``(first, end)``, the step's seconds [first, end) they cover (after the
+    warm-up, before the graceful stop); ``noise`` is the relative standard
+    deviation of the per-second achieved rate.
     ``load`` is the largest observed/limit ratio of the upper-bound SLOs (how much
     of the SLO budget the step used), None without such SLOs.
     """
@@ -89,21 +102,33 @@ class StepResult:
     slos: tuple[SloResult, ...] = ()
     generator_bound: bool = False
     run_dir: str | None = None
+    window: tuple[float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("target", "achieved", "p50", "p95", "p99", "error_rate", "dropped",
                                            "seconds", "passed", "noise", "load", "generator_bound", "run_dir")}
+        d["window"] = list(self.window) if self.window is not None else None
         d["reasons"] = list(self.reasons)
         d["slos"] = [s.__dict__ for s in self.slos]
         return d
 
 
+def window_bounds(warmup_s: float, duration_s: float) -> tuple[int, int]:
+    """``(first, end)``: the window is the step's whole seconds t with first <= t < end,
+    i.e. those starting at or after ``warmup_s`` and ending by ``duration_s``."""
+    return math.ceil(warmup_s), math.floor(duration_s + 1e-9)
+
+
+def in_window(t: int, warmup_s: float, duration_s: float) -> bool:
+    """Whether second ``t`` of a step (it covers [t, t+1) s) belongs to the judged window."""
+    first, end = window_bounds(warmup_s, duration_s)
+    return first <= t < end
+
+
 def window(rows: Sequence[dict[str, Any]], warmup_s: float, duration_s: float) -> list[dict[str, Any]]:
     """The rows of whole seconds from ``warmup_s`` up to ``duration_s`` (the graceful stop after
     the schedule, when no new iterations start, is left out)."""
-    first = math.ceil(warmup_s)
-    last = math.floor(duration_s + 1e-9)
-    return [r for r in rows if first <= r["t"] < last]
+    return [r for r in rows if in_window(r["t"], warmup_s, duration_s)]
 
 
 def second_value(th: Threshold, row: dict[str, Any]) -> float | None:
@@ -133,17 +158,23 @@ def judge_step(
     criteria: Criteria = Criteria(),
     duration_s: float,
     generator_bound: bool = False,
+    latency: Histogram | None = None,
 ) -> StepResult:
     """The verdict on one step at ``target`` iterations/s from its per-second ``rows``.
 
     ``slos`` pairs each threshold with its value observed over the window (the
-    caller aggregates the window's histograms). ``duration_s``: the step's
+    caller aggregates the window's histograms). ``latency``: the window's merged
+    latency histogram (ns, all requests), read for the step's p50/p95/p99, so they
+    are the same numbers the SLO values were read from. ``duration_s``: the step's
     schedule length, s.
     """
     win = window(rows, criteria.warmup_s, duration_s)
-    reasons: list[str] = []
+    bounds = window_bounds(criteria.warmup_s, duration_s)
+    failed: list[str] = []
+    notes: list[str] = []
     if not win:
-        return StepResult(target, 0.0, None, None, None, 0.0, 0, 0, False, ("no complete second to judge",))
+        return StepResult(target, 0.0, None, None, None, 0.0, 0, 0, False, ("no complete second to judge",),
+                          window=bounds)
     n = len(win)
     use_iterations = any(r.get("iterations") for r in win)
     per_s = [float(r["iterations"] if use_iterations else r["requests"]) for r in win]
@@ -153,7 +184,8 @@ def judge_step(
     errors = sum(r["errors"] for r in win)
     error_rate = errors / requests if requests else 0.0
     dropped = sum(r.get("dropped", 0) for r in win)
-    # SLOs: the window's value decides; a breach confined to fewer than sustain_s seconds is a blip.
+    # SLOs: the window's value decides; a breach confined to fewer than sustain_s seconds
+    # (counted on the per-second values) is a blip.
     results, load = [], None
     for th, observed in slos:
         per = [second_value(th, r) for r in win]
@@ -162,13 +194,13 @@ def judge_step(
         ok = th.holds(observed)
         if not ok and breach is not None and breach < min(criteria.sustain_s, n):
             ok = True
-            reasons.append(f"{th.source}: blip in {breach} s, not sustained")
+            notes.append(f"SLO {th.source}: blip ({slo_text(th, observed)} over the window, "
+                         f"but only {breach} s breached it alone)")
         elif not ok:
-            reasons.append(f"SLO {th.source} failed ({_fmt(observed)})")
+            failed.append(f"SLO {th.source} failed: {slo_text(th, observed)}")
         results.append(SloResult(th.source, observed, ok, breach))
         if th.op in ("<", "<=") and th.value > 0 and observed is not None:
             load = max(load or 0.0, observed / th.value)
-    failed = [r for r in reasons if r.startswith("SLO ")]
     if achieved < criteria.min_achieved * target:
         failed.append(f"achieved {achieved:.4g}/s < {criteria.min_achieved:.0%} of target")
     if dropped:
@@ -178,35 +210,60 @@ def judge_step(
         failed.append(slope)
     if not any(th.metric == "error_rate" for th, _ in slos) and error_rate > criteria.max_error_rate:
         failed.append(f"error rate {error_rate:.2%} > {criteria.max_error_rate:.0%}")
-    notes = [r for r in reasons if not r.startswith("SLO ")]
     if generator_bound:
         # Not a verdict on the server: latency is timed from the schedule, so a late
         # generator makes the step look worse, never better. Noted, judged as measured.
         notes.append("generator-bound (its delay counts in the latency)")
+    p50, p95, p99 = window_percentiles(latency)
     return StepResult(
-        target=target, achieved=achieved,
-        p50=_median([r.get("p50") for r in win]), p95=_median([r.get("p95") for r in win]),
-        p99=_median([r.get("p99") for r in win]),
+        target=target, achieved=achieved, p50=p50, p95=p95, p99=p99,
         error_rate=error_rate, dropped=dropped, seconds=n, passed=not failed,
         reasons=tuple(failed + notes), noise=noise, load=load, slos=tuple(results),
-        generator_bound=generator_bound,
+        generator_bound=generator_bound, window=bounds,
     )
 
 
+def window_percentiles(latency: Histogram | None) -> tuple[float | None, float | None, float | None]:
+    """p50, p95, p99 in ms of a window's merged latency histogram (ns); Nones when empty."""
+    if latency is None or latency.count == 0:
+        return None, None, None
+    p50, p95, p99 = (float(v) / 1e6 for v in latency.percentiles([50, 95, 99]))
+    return p50, p95, p99
+
+
+def slo_text(th: Threshold, observed: float | None) -> str:
+    """The observed value against the limit, with units: ``'p95 359.7 ms > 300 ms'``."""
+    name = th.metric + ("{" + ",".join(f"{k}:{v}" for k, v in th.tags) + "}" if th.tags else "")
+    if observed is None or math.isnan(observed):
+        return f"{name}: no data"
+    rel = ">" if observed > th.value else "<" if observed < th.value else "="
+    return f"{name} {format_value(th.family, observed)} {rel} {_limit_text(th.family, th.value)}"
+
+
+def _limit_text(family: str, value: float) -> str:
+    """A threshold's own limit, as compact as it was written: ``'300 ms'``, ``'1 %'``."""
+    dimension = FAMILIES[family][0]
+    if dimension == "time":
+        return f"{value:,.6g} ms" if value < 10_000 else f"{value / 1000:,.6g} s"
+    if dimension == "fraction":
+        return f"{value * 100:.6g} %"
+    if dimension == "throughput":
+        return f"{value:,.6g} req/s"
+    return f"{value:,.6g}"
+
+
 def _slope(win: Sequence[dict[str, Any]], c: Criteria) -> str | None:
-    """A latency that climbs through the step: last third's median p50 vs the first third's."""
+    """A latency that climbs through the step: the median of the per-second p50s of the
+    window's last third vs its first third's. This check is about time, so it uses the
+    per-second values, not the window's merged histogram."""
     lat = [r.get("p50") for r in win]
     k = max(1, len(lat) // 3)
     start, end = _median(lat[:k]), _median(lat[-k:])
     if len(lat) < 2 or start is None or end is None:
         return None
     if end > c.slope_factor * start and end - start > c.slope_min_ms:
-        return f"latency rising within the step (p50 {start:.1f} -> {end:.1f} ms)"
+        return f"latency rising within the step (per-second p50 {start:,.1f} -> {end:,.1f} ms, first to last third)"
     return None
-
-
-def _fmt(v: float | None) -> str:
-    return "no data" if v is None else f"{v:.4g}"
 
 
 # --------------------------------------------------------------------------- next rate

@@ -27,6 +27,7 @@ from surge.analysis.breakpoint import (
     SearchPolicy,
     StepResult,
     conclude,
+    in_window,
     judge_step,
     next_rate,
 )
@@ -50,17 +51,20 @@ GRACEFUL_STOP_S = 2.0  # s: in-flight iterations at the end of a step (the verdi
 
 
 class WindowCollector:
-    """An output that merges only the seconds of a step's judged window (after the warm-up)."""
+    """An output that merges only the seconds of a step's judged window (after the warm-up,
+    before the graceful stop: :func:`surge.analysis.breakpoint.in_window`, the same seconds
+    ``judge_step`` judges). Its merged histograms give both the SLO values and the step's
+    p50/p95/p99, so the table and the SLO reason show the same numbers."""
 
     def __init__(self, warmup_s: float, duration_s: float) -> None:
-        self.first, self.end = warmup_s, duration_s
+        self.warmup_s, self.duration_s = warmup_s, duration_s
         self.agg = RunAggregate()
 
     def start(self, meta: dict[str, Any]) -> None:
         pass
 
     def second(self, st: Any, row: dict[str, Any]) -> None:
-        if self.first <= row["t"] and row["t"] + 1 <= self.end + 1e-9:
+        if in_window(row["t"], self.warmup_s, self.duration_s):
             self.agg.add(st)
 
     def finish(self, summary: dict[str, Any], agg: Any, meta_update: dict[str, Any]) -> None:
@@ -114,6 +118,8 @@ def breakpoint_cmd(target, slos, start, max_rate, step_duration, warmup, time_bu
     a sustained SLO breach (after its warm-up; a one-second blip does not count)
     or on saturation: achieved rate under 95 % of the target, dropped iterations,
     latency climbing through the step, or errors. Each step is a recorded run.
+    A step's p50/p95/p99 and its SLO values are percentiles of all requests in
+    its window (the step after --warmup, before the graceful stop).
 
     \b
     Examples:
@@ -122,7 +128,8 @@ def breakpoint_cmd(target, slos, start, max_rate, step_duration, warmup, time_bu
       surge breakpoint http://127.0.0.1:8000/ --step-duration 10s --time-budget 5m --json
 
     Exit codes: 0 a sustainable rate was found, 3 not even the lowest step passed,
-    2 usage error, 130 interrupted.
+    1 the target cannot be reached (connection refused, no route; checked before
+    the first step unless --no-preflight), 2 usage error, 130 interrupted.
     """
 
     def go() -> None:
@@ -234,7 +241,7 @@ def search(make_spec, ths, policy: SearchPolicy, criteria: Criteria, step_s: flo
         win_s = max(1, len(collector.agg.rows))
         observed = [(th, observe(th, collector.agg, win_s)) for th in ths]
         step = judge_step(rate, res.outcome.agg.rows, observed, criteria=criteria, duration_s=step_s,
-                          generator_bound=bool(s["generator"]["bound"]))
+                          generator_bound=bool(s["generator"]["bound"]), latency=collector.agg.totals().latency)
         if res.run_dir is not None:
             from dataclasses import replace
 
@@ -261,7 +268,11 @@ def _ms(v: float | None) -> str:
 
 def render(console: Console, r: Breakpoint, target: str) -> None:
     """The table of steps and the conclusion."""
-    t = Table(title=f"breakpoint search: {target}", title_justify="left")
+    w = next((s.window for s in r.steps if s.window is not None), None)
+    caption = None if w is None else (
+        f"p50/p95/p99 and SLO values: all requests of each step's window, from {w[0]:g} s to {w[1]:g} s "
+        "into the step (after the warm-up, before the graceful stop)")
+    t = Table(title=f"breakpoint search: {target}", title_justify="left", caption=caption, caption_justify="left")
     for col in ("#", "target/s", "achieved/s", "p50", "p95", "p99", "errors", "verdict", "reason"):
         t.add_column(col, justify="right" if col not in ("verdict", "reason") else "left",
                      overflow="fold" if col == "reason" else "ellipsis")
