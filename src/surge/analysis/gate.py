@@ -44,5 +44,6 @@ def decide(comparison: Any | None, thresholds: list[dict[str, Any]]) -> GateResu
 def _ratio(row: Any) -> str:
     if row.ratio is None:
         return "no data"
-    ci = f" (CI {row.ci_low:.3f}-{row.ci_high:.3f})" if row.ci_low is not None else ""
-    return f"x{row.ratio:.3f}{ci}"
+    ci = (f" (CI {(row.ci_low - 1) * 100:+.1f}%..{(row.ci_high - 1) * 100:+.1f}%)"
+          if row.ci_low is not None and row.ci_high is not None else "")
+    return f"{(row.ratio - 1) * 100:+.1f}%{ci}"  # the change in %, as the compare table shows it
