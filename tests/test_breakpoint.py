@@ -84,7 +84,7 @@ def test_sustained_slo_breach_fails_with_units():
     assert e.reasons[0] == "SLO error_rate<1% failed: error_rate 5.00 % > 1 %"
     tagged = parse_threshold("p99{name:/a}<1s")
     t = judge_step(100, rows(100), [(tagged, 1500.0)], duration_s=6)
-    assert t.reasons[0] == "SLO p99{name:/a}<1s failed: p99{name:/a} 1,500.0 ms > 1,000 ms"
+    assert t.reasons[0] == "SLO p99{name:/a}<1s failed: p99{name:/a} 1,500.0 ms > 1 s"
     none = judge_step(100, rows(100), [(tagged, None)], duration_s=6)
     assert none.reasons[0] == "SLO p99{name:/a}<1s failed: p99{name:/a}: no data"
 

@@ -44,7 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from surge.analysis.thresholds import FAMILIES, Threshold, format_value
+from surge.analysis.thresholds import Threshold, format_value
+from surge.analysis.thresholds_spec import format_limit
 from surge.metrics.histogram import Histogram
 
 _ROW_LATENCY = {"p50": "p50", "p95": "p95", "p99": "p99",
@@ -237,19 +238,7 @@ def slo_text(th: Threshold, observed: float | None) -> str:
     if observed is None or math.isnan(observed):
         return f"{name}: no data"
     rel = ">" if observed > th.value else "<" if observed < th.value else "="
-    return f"{name} {format_value(th.family, observed)} {rel} {_limit_text(th.family, th.value)}"
-
-
-def _limit_text(family: str, value: float) -> str:
-    """A threshold's own limit, as compact as it was written: ``'300 ms'``, ``'1 %'``."""
-    dimension = FAMILIES[family][0]
-    if dimension == "time":
-        return f"{value:,.6g} ms" if value < 10_000 else f"{value / 1000:,.6g} s"
-    if dimension == "fraction":
-        return f"{value * 100:.6g} %"
-    if dimension == "throughput":
-        return f"{value:,.6g} req/s"
-    return f"{value:,.6g}"
+    return f"{name} {format_value(th.family, observed)} {rel} {format_limit(th.family, th.value)}"
 
 
 def _slope(win: Sequence[dict[str, Any]], c: Criteria) -> str | None:

@@ -16,8 +16,8 @@ from surge.analysis.thresholds_spec import (
     FAMILIES,
     LATENCY_FAMILIES,
     METRICS,
-    _format_limit,
     _num,
+    format_limit,
 )
 
 _OP_WORDS = MappingProxyType(
@@ -182,7 +182,7 @@ class Threshold:
         else:
             subject = METRICS[self.metric].description
         verb = "must not be" if self.op == "!=" else f"must be {_OP_WORDS[self.op]}"
-        text = f"{subject} {verb} {_format_limit(family, self.value)}"
+        text = f"{subject} {verb} {format_limit(family, self.value)}"
         if self.tags:
             text += " (" + ", ".join(f"{k}={v}" for k, v in self.tags) + ")"
         return text[0].upper() + text[1:]

@@ -159,7 +159,7 @@ def format_value(metric_family: str, value: float | None) -> str:
     return f"{value:,.2f}"
 
 
-def _format_limit(family: str, value: float) -> str:
+def format_limit(family: str, value: float) -> str:
     """Compact text for a threshold's own limit: ``'300 ms'``, ``'1 %'``, ``'100 req/s'``."""
     dimension = FAMILIES[family][0]
     if dimension == "time":
