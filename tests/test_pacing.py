@@ -76,3 +76,23 @@ def test_pacing_option(scenario_file, test_server):
     assert 7 <= data["requests"] <= 9
     (chk,) = [c for c in data["checks"] if c["name"] == "pacing"]
     assert chk["fails"] == 0
+
+
+LONG_PACE = """
+from surge import pace, scenario
+
+@scenario
+async def s(client):
+    await client.get("/")
+    await pace(20)
+"""
+
+
+def test_pace_longer_than_the_run_ends_with_the_schedule(scenario_file, test_server):
+    """A pace() beyond the run's end returns at the end: the iteration completes, the run
+    is not stretched by the graceful stop, nothing is counted as interrupted."""
+    rc, data, err = surge_json("run", scenario_file(LONG_PACE), "-b", test_server, "--vus", "2", "-d", "2s",
+                               "--graceful-stop", "5s", "-w", "1")
+    assert rc == 0, err
+    assert data["duration_s"] < 4.0
+    assert data["iterations"]["completed"] == 2 and data["iterations"]["interrupted"] == 0

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from time import monotonic_ns
+from typing import Any
 
 from surge.api.context import current_sink
 
@@ -81,6 +83,9 @@ PACING_CHECK = "pacing"  # the check that counts iterations on time (pass) and o
 # Monotonic ns at which the current iteration started (its intended start in open
 # models); set by the engine for each iteration, None outside a run.
 iteration_start: ContextVar[int | None] = ContextVar("surge_iteration_start", default=None)
+# The engine's bounded sleep for pace(): returns at the given monotonic ns, at the end
+# of the schedule or on a stop, whichever comes first; None outside a run.
+pace_sleeper: ContextVar[Callable[[int], Awaitable[Any]] | None] = ContextVar("surge_pace_sleeper", default=None)
 
 
 def pacing_delay(started_ns: int, seconds: float, now_ns: int) -> float:
@@ -108,5 +113,9 @@ async def pace(seconds: float) -> bool:
     if sink is not None:
         sink.record_check(PACING_CHECK, on_time)
     if delay > 0:
-        await asyncio.sleep(delay)
+        sleeper = pace_sleeper.get()
+        if sleeper is not None:  # bounded by the run's end and a stop, not only by `seconds`
+            await sleeper(started + int(seconds * 1e9))
+        else:
+            await asyncio.sleep(delay)
     return on_time

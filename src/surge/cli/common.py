@@ -70,6 +70,9 @@ def _write_report(run_dir: Path, s: dict[str, Any]) -> None:
     except SurgeError as exc:
         click.echo(f"warning: no report written: {exc}", err=True)
         return
+    except Exception as exc:  # noqa: BLE001 - a report bug must not cost the run's summary and exit code
+        click.echo(f"warning: no report written: {type(exc).__name__}: {exc}", err=True)
+        return
     s["report"] = str(path)
     click.echo(f"report: {path}", err=True)
 

@@ -94,11 +94,12 @@ class PreciseTimer:
         spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(t_ns, 1), 1_000_000_000)
         if self._settime(self.fd, _TFD_TIMER_ABSTIME, self._ref, None) != 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-        self._waiter = self.loop.create_future()
+        fut = self._waiter = self.loop.create_future()
         try:
-            await self._waiter
+            await fut
         finally:
-            self._waiter = None
+            if self._waiter is fut:  # a sleeper that came after a cancelled one keeps its future
+                self._waiter = None
 
     def close(self) -> None:
         try:

@@ -19,7 +19,7 @@ from surge.api.context import current_sink
 from surge.api.errors import UsageError
 from surge.api.feeders import FeederExhausted
 from surge.api.scenario import VU
-from surge.api.think import PACING_CHECK, iteration_start, pacing_delay
+from surge.api.think import PACING_CHECK, iteration_start, pace_sleeper, pacing_delay
 from surge.engine.http.client import Client
 from surge.engine.loader import Scenario
 from surge.engine.recorder import Recorder
@@ -84,6 +84,7 @@ class Runtime:
     interrupted: int = 0  # iterations cancelled at the hard stop
     fatal: str | None = None  # a usage error raised inside the run (e.g. relative URL, no base URL)
     timer: Any = None  # PreciseTimer for arrival wake-ups (engine/precise_timer.py), set by the worker
+    schedule_end_ns: int = 0  # when the model's schedule ends (0: not known); bounds pace()
     _cum_weights: list[float] = field(default_factory=list)
     _vu_counter: int = 0
 
@@ -174,6 +175,7 @@ class Runtime:
         client.intended_ns = intended_ns
         started = intended_ns or monotonic_ns()
         iteration_start.set(started)  # for pace() in the scenario
+        pace_sleeper.set(self._pace_until)
         error = None
         slot.busy = True
         try:
@@ -201,6 +203,11 @@ class Runtime:
             slot.busy = False
         vu.iteration += 1
         self.recorder.iteration_done(monotonic_ns(), error)
+
+    async def _pace_until(self, t_ns: int) -> bool:
+        """pace() in a scenario: sleep until ``t_ns``, the schedule's end or a stop."""
+        end = self.schedule_end_ns
+        return await self.sleep_until(min(t_ns, end) if end else t_ns)
 
     async def pace(self, started: int, end_ns: int) -> None:
         """Options.pacing (closed models): hold the VU until ``pacing`` s after ``started``

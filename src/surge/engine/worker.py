@@ -246,4 +246,6 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         probe.cancel()
         loop.remove_reader(conn.fileno())
         pool.close()
+        if rt.timer is not None:
+            rt.timer.close()
     tick(last_k + 1, True)

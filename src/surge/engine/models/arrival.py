@@ -61,6 +61,7 @@ async def due_arrivals(
     else:
         rng = random.Random(rt.seed * 7919 + share.index)
         stream = curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng)
+    rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     burst = 0
     woke = 0
     for off in stream:

@@ -61,6 +61,7 @@ async def vu_loop(
 ) -> None:
     """Run iterations back to back on one VU until the end, a stop, retirement or a count."""
     rt.bind_sink()
+    rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     n = 0
     stop = rt.stop
     while not stop.is_set() and not slot.retire and monotonic_ns() < end_ns:
