@@ -219,7 +219,7 @@ def test_har_replay_sends_headers_and_bodies_to_its_own_origin(recording_server,
     assert_no_traceback(r.stderr)
     # 7 entries: upload, websocket, data: skipped; the CDN entry is another origin
     assert "binary body (file upload)" in r.stderr and "websocket" in r.stderr
-    assert "1 request(s) to other origins" in r.stderr
+    assert "1 request(s) skipped: for other origins" in r.stderr
     assert r.data["requests"] == 3
     by_path = {x["path"]: x for x in seen}
     assert set(by_path) == {"/products?page=2", "/cart", "/products/9f8e7d6c5b4a39281706f5e4d3c2b1a0"}
@@ -276,3 +276,17 @@ def test_replay_errors_are_one_line(tmp_path, refused_url):
         assert r.rc in (1, 2), (args, r)
         assert text in r.stderr, (args, r.stderr)
         assert_no_traceback(r.stderr)
+
+
+def test_absolute_form_targets_go_to_the_base_url_and_connect_is_skipped(recording_server, tmp_path):
+    """Proxy probes in real logs ("GET http://other.host/x", "CONNECT host:443") never send
+    traffic anywhere but --base-url."""
+    base, seen = recording_server
+    t0 = 1_700_000_000.0
+    log = _write_log(tmp_path / "probes.log", [
+        (t0, "GET", "/a"), (t0 + 0.01, "GET", f"http://127.0.0.1:{free_port()}/leaked?q=1"),
+        (t0 + 0.02, "CONNECT", "www.example.com:443"), (t0 + 0.03, "OPTIONS", "*")])
+    r = surge_cli("replay", str(log), "-b", base, "-w", "1", "--json", "--no-save")
+    assert r.rc == 0, r
+    assert sorted(x["path"] for x in seen) == ["/a", "/leaked?q=1"]
+    assert r.data["requests"] == 2 and "2 request(s) skipped" in r.stderr

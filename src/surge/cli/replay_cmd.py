@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -33,8 +34,23 @@ def log_options(f):
                         help="Log format (default: detected from the first lines).")(f)
 
 
+def origin_form(target: str) -> str | None:
+    """The path and query a request line asked for: ``http://host/x?y`` (absolute form, as
+    proxy probes in real logs send) becomes ``/x?y``; None for what no origin server
+    answers (``CONNECT host:443``, ``OPTIONS *``). Replay must never send a logged request
+    to a host named in the log instead of --base-url."""
+    if target.startswith("/"):
+        return target
+    if target[:8].lower().startswith(("http://", "https://")):
+        parts = urlsplit(target)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return None
+
+
 def build_trace(log, base_url: str | None, limit: int | None, window_s: float | None, builder):
-    """Feed ``log``'s records into ``builder``; returns (base URL, requests added, skipped by origin).
+    """Feed ``log``'s records into ``builder``; returns (base URL, requests added, skipped).
+
+    Skipped: requests for other origins, and request targets no origin server answers.
 
     Without ``base_url`` a HAR file's first origin is used and entries for other
     origins (CDNs, analytics) are skipped; a log without hosts needs ``base_url``.
@@ -58,7 +74,11 @@ def build_trace(log, base_url: str | None, limit: int | None, window_s: float | 
             elif rec.origin != base:
                 other += 1
                 continue
-        builder.add(rec.time, rec.method, rec.target, template(rec.target), rec.headers, rec.body)
+        target = origin_form(rec.target)
+        if target is None:
+            other += 1
+            continue
+        builder.add(rec.time, rec.method, target, template(target), rec.headers, rec.body)
         if limit is not None and len(builder) >= limit:
             break
     return base, len(builder), other
@@ -124,8 +144,8 @@ def replay_cmd(log, base_url, speed, duration, limit, max_inflight, headers, fmt
             for line in source.stats.report_lines():
                 click.echo(line, err=True)
             if other:
-                click.echo(f"{other} request(s) to other origins than {base} skipped (give --base-url to send "
-                           "everything to one server)", err=True)
+                click.echo(f"{other} request(s) skipped: for other origins than {base} (give --base-url to send "
+                           "everything to one server), or proxy requests such as CONNECT", err=True)
         if not no_preflight:
             preflight(base, "--base-url")
         with tempfile.TemporaryDirectory(prefix="surge-replay-") as tmp:
