@@ -9,6 +9,7 @@ process group (a server and the workers it forked).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import signal
@@ -42,6 +43,7 @@ class Launched:
 
     def __init__(self, proc: subprocess.Popen, cmd: str, log: IO[bytes]) -> None:
         self.proc, self.cmd, self._log = proc, cmd, log
+        atexit.register(self._kill_at_exit)
 
     def __repr__(self) -> str:
         return f"<Launched pid={self.proc.pid} {self.cmd!r}>"
@@ -68,18 +70,25 @@ class Launched:
 
     def stop(self, grace: float = TERM_GRACE) -> None:
         """SIGTERM to its process group, SIGKILL after ``grace`` s; reaps it."""
-        if self.proc.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-        self._signal(signal.SIGKILL)  # also the group's stragglers (workers that ignored SIGTERM)
+        try:
+            if self.proc.poll() is None:
+                self._signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:  # even when a second Ctrl-C cuts the grace short
+            self._signal(signal.SIGKILL)  # also the group's stragglers (workers that ignored SIGTERM)
+            atexit.unregister(self._kill_at_exit)
         try:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
         self._log.close()
+
+    def _kill_at_exit(self) -> None:
+        """Backstop: the interpreter is exiting (an error, a Ctrl-C) with the SUT still up."""
+        self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
         try:

@@ -122,25 +122,32 @@ class SutMonitor:
         self.close()
 
     def close(self) -> None:
-        """Stop everything, once; collect warnings. Never raises."""
+        """Stop everything, once; collect warnings. Never raises.
+
+        The launched SUT is stopped in a ``finally``: a second Ctrl-C while the
+        profiler or sampler winds down must not leave it running (it has its own
+        session, so the terminal's Ctrl-C never reaches it).
+        """
         if self._ended:
             return
         self._ended = True
         end_unix = time.time()
-        if self.profiler is not None:
-            why = self.profiler.finish()
-            self._warn(why)
-            if why is None and self.run_dir is None:
-                self._warn("the profile was not kept: --no-save writes no run directory")
-        if self.sampler is not None:
-            self.sampler.stop()
-            self._warn(self.sampler.error)
-            for label, pid, t in self.sampler.exits:
-                self._warn(f"monitored process {pid} ({label}) exited at {t:.0f} s; sampling of it stopped")
-        if self.launched is not None:
-            if self.sampler is None or not any(lbl == LAUNCHED for lbl, _, _ in self.sampler.exits):
-                self._warn(self.launched.exit_note())
-            self.launched.stop()
+        try:
+            if self.profiler is not None:
+                why = self.profiler.finish()
+                self._warn(why)
+                if why is None and self.run_dir is None:
+                    self._warn("the profile was not kept: --no-save writes no run directory")
+            if self.sampler is not None:
+                self.sampler.stop()
+                self._warn(self.sampler.error)
+                for label, pid, t in self.sampler.exits:
+                    self._warn(f"monitored process {pid} ({label}) exited at {t:.0f} s; sampling of it stopped")
+        finally:
+            if self.launched is not None:
+                if self.sampler is None or not any(lbl == LAUNCHED for lbl, _, _ in self.sampler.exits):
+                    self._warn(self.launched.exit_note())
+                self.launched.stop()
         if self.spec.prometheus_url and self._start_unix is not None:
             self._pull_prometheus(self._start_unix, end_unix)
 
