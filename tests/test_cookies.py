@@ -238,3 +238,24 @@ def test_real_run_two_workers_each_vu_its_own_cookie(login_server, scenario_file
     checks = {c["name"]: (c["passes"], c["fails"]) for c in s["checks"]}
     assert checks["no cookie before login"] == (4, 0)
     assert checks["own cookie"] == ((12, 0) if cookies else (0, 12))
+
+
+def test_real_world_set_cookie_values_are_kept_as_browsers_do():
+    from surge.engine.http.cookies import CookieJar, parse_set_cookie
+
+    jar = CookieJar()
+    jar.store("shop.test", "/login", [
+        "sid=abc; Path=/; SameSite=Lax; Partitioned; HttpOnly",
+        "pref=a b; Path=/",
+        'blob={"a":1}; Path=/',
+        "prio=x; Priority=High; Path=/",
+        "huge=1; Max-Age=" + "9" * 400 + "; Path=/",
+        "bad-age=1; Max-Age=soon; Path=/",
+        "noequals; Path=/",
+    ])
+    assert jar.get("sid") == "abc" and jar.get("pref") == "a b" and jar.get("blob") == '{"a":1}'
+    assert jar.get("Priority") is None and jar.get("prio") == "x"
+    assert jar.get("huge") == "1" and jar.get("bad-age") == "1"  # a bad Max-Age is ignored, not fatal
+    assert len(jar) == 6
+    assert parse_set_cookie('q="quoted"; Secure') == ("q", "quoted", {"secure": ""})
+    assert parse_set_cookie("=nameless") is None

@@ -279,7 +279,10 @@ class Client:
     def _keep_cookies(self, origin: Origin, url: str, raw_headers: list[tuple[bytes, bytes]]) -> None:
         """Store the response's Set-Cookie headers in this VU's jar (created on first use)."""
         path = split_url(url)[1].split("?", 1)[0]
-        self.cookies.store(origin.host, path, set_cookie_values(raw_headers))
+        try:
+            self.cookies.store(origin.host, path, set_cookie_values(raw_headers))
+        except Exception:  # noqa: BLE001 - a cookie the jar cannot keep never costs the request
+            pass
 
     def _failed(self, key: int, method: str, url: str, intended: int, send: int, err: RequestFailed) -> Response:
         done = monotonic_ns()

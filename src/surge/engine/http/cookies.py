@@ -6,19 +6,22 @@ host-only and ``Domain`` cookies, ``Path`` (default: the request's directory),
 (sent over https only). Not done: public-suffix checks, ``SameSite`` (there is
 no browsing context to apply it to), the 4 KB and per-domain limits.
 
-Parsing is ``http.cookies.SimpleCookie``'s; each ``Set-Cookie`` header is
-parsed on its own, since header values joined with ", " cannot be split again
-(``Expires`` dates contain commas).
+Parsing follows RFC 6265 5.2 (the first ``name=value``, then ``;``-separated
+attributes, unknown ones ignored) rather than ``http.cookies.SimpleCookie``, which
+drops real-world cookies (``SameSite=Lax; Partitioned``, values with spaces or
+braces) and turns ``Priority=High`` into a cookie of its own. Each ``Set-Cookie``
+header is parsed on its own, since header values joined with ", " cannot be split
+again (``Expires`` dates contain commas).
 """
 
 from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
-from http.cookies import CookieError, SimpleCookie
 from typing import NamedTuple
 
 _CACHE_MAX = 256  # (host, path, secure) -> Cookie header strings remembered between changes
+_MAX_AGE_CAP = 400 * 86_400  # s: RFC 6265bis caps lifetimes at 400 days (and huge numbers cannot overflow)
 
 
 class Cookie(NamedTuple):
@@ -76,13 +79,9 @@ class CookieJar:
         now = time.time() if now is None else now
         host = host.lower()
         for header in set_cookies:
-            parsed = SimpleCookie()
-            try:
-                parsed.load(header)
-            except CookieError:
-                continue  # a malformed cookie is ignored, as browsers do
-            for name, morsel in parsed.items():
-                self._store_one(host, path, name, morsel, now)
+            parsed = parse_set_cookie(header)
+            if parsed is not None:  # a malformed cookie is ignored, as browsers do
+                self._store_one(host, path, *parsed, now)
 
     def header(self, host: str, path: str, secure: bool, now: float | None = None) -> str | None:
         """The ``Cookie`` header value for a request to ``host`` and ``path``, or None."""
@@ -106,28 +105,25 @@ class CookieJar:
         return value
 
     # -- internals -----------------------------------------------------------------
-    def _store_one(self, host: str, req_path: str, name: str, morsel, now: float) -> None:
-        domain = (morsel["domain"] or "").strip().lstrip(".").lower()
+    def _store_one(self, host: str, req_path: str, name: str, value: str, attrs: dict[str, str],
+                   now: float) -> None:
+        domain = attrs.get("domain", "").strip().lstrip(".").lower()
         if domain:
             if not (host == domain or (host.endswith("." + domain) and not _is_ip(host))):
                 return  # a server may not set cookies for another site
             host_only = False
         else:
             domain, host_only = host, True
-        path = morsel["path"]
-        if not path or not path.startswith("/"):
+        path = attrs.get("path", "")
+        if not path.startswith("/"):
             path = _default_path(req_path)
         expires: float | None = None
-        max_age = morsel["max-age"]
-        if max_age:
+        if "max-age" in attrs:
+            expires = now + min(int(attrs["max-age"]), _MAX_AGE_CAP)
+        elif "expires" in attrs:
             try:
-                expires = now + int(max_age)
-            except ValueError:
-                expires = None
-        elif morsel["expires"]:
-            try:
-                expires = parsedate_to_datetime(morsel["expires"]).timestamp()
-            except (TypeError, ValueError):
+                expires = parsedate_to_datetime(attrs["expires"]).timestamp()
+            except (TypeError, ValueError, OverflowError):
                 expires = None
         key = (domain, path, name)
         if expires is not None and expires <= now:
@@ -136,7 +132,7 @@ class CookieJar:
             return
         old = self._cookies.get(key)
         created = old.created if old is not None else self._tick()
-        self._put(Cookie(name, morsel.value, domain, path, host_only, bool(morsel["secure"]), expires, created))
+        self._put(Cookie(name, value, domain, path, host_only, "secure" in attrs, expires, created))
 
     def _put(self, c: Cookie) -> None:
         self._cookies[(c.domain, c.path, c.name)] = c
@@ -156,6 +152,34 @@ class CookieJar:
             self._cache.clear()
         self._next_expiry = min((c.expires for c in self._cookies.values() if c.expires is not None),
                                 default=float("inf"))
+
+
+def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]] | None:
+    """(name, value, attributes) of one ``Set-Cookie`` value (RFC 6265 5.2), or None.
+
+    Attribute names are lower-cased; the last of a repeated attribute wins; a
+    ``Max-Age`` that is not an integer is ignored, as the RFC says.
+    """
+    pair, _, rest = header.partition(";")
+    name, eq, value = pair.partition("=")
+    name, value = name.strip(), value.strip()
+    if not eq or not name:
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    attrs: dict[str, str] = {}
+    for part in rest.split(";"):
+        key, _, val = part.partition("=")
+        key = key.strip().lower()
+        if not key:
+            continue
+        val = val.strip()
+        if key == "max-age":
+            digits = val[1:] if val.startswith("-") else val
+            if not digits.isdigit():
+                continue
+        attrs[key] = val
+    return name, value, attrs
 
 
 def set_cookie_values(raw_headers: list[tuple[bytes, bytes]]) -> list[str]:
