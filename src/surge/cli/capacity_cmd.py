@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from surge.analysis.capacity.knee import MIN_POINTS as KNEE_MIN_POINTS
 from surge.api.errors import UsageError
 from surge.cli.common import guarded, store_options
 
@@ -84,7 +85,7 @@ def analyse(points: list[Any], *, target_rate: float | None, slo_s: float | None
     from surge.analysis.capacity.usl import fit_usl
 
     fit = fit_usl([p.load for p in points], [p.throughput for p in points])
-    knee, knee_point = None, None
+    knee, knee_point, knee_points = None, None, 0
     with_lat = [p for p in points if p.latency_ms is not None]
     if with_lat:
         # Beyond the throughput peak the curve folds back (less throughput, more latency):
@@ -92,6 +93,7 @@ def analyse(points: list[Any], *, target_rate: float | None, slo_s: float | None
         top = max(range(len(with_lat)), key=lambda i: with_lat[i].throughput)
         part = with_lat[: top + 1]
         knee = find_knee([p.throughput for p in part], [p.latency_ms for p in part])
+        knee_points = len(part)
         knee_point = part[knee.index] if knee else None
     per_instance = capacity if capacity is not None else max(p.throughput for p in points)
     sizing = None
@@ -112,7 +114,8 @@ def analyse(points: list[Any], *, target_rate: float | None, slo_s: float | None
         proj_inst = n_inst
     else:
         proj_inst = None
-    return {"fit": fit, "knee": knee, "knee_point": knee_point, "per_instance": per_instance,
+    return {"fit": fit, "knee": knee, "knee_point": knee_point, "knee_points": knee_points,
+            "per_instance": per_instance,
             "sizing": sizing, "growth": proj, "growth_instances": proj_inst, "headroom": headroom}
 
 
@@ -172,7 +175,12 @@ def render(console: Console, points: list[Any], by_label: str, latency: str, res
             # The fit names no limit, but the latency curve found one: plan by the knee.
             console.print(f"until more load levels are measured, plan by the knee: stay below load {_fmt(kp.load)}")
     elif any(p.latency_ms is not None for p in points):
-        console.print("knee: none (latency does not bend upward over the measured range)")
+        upto = res.get("knee_points", 0)
+        if upto < KNEE_MIN_POINTS:
+            console.print(f"knee: not searched: {upto} load level(s) up to the throughput peak, "
+                          f"{KNEE_MIN_POINTS} needed; measure more levels below the peak")
+        else:
+            console.print("knee: none (latency does not bend upward over the measured range)")
     s = res["sizing"]
     if s is not None:
         console.print(

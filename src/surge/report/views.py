@@ -431,7 +431,7 @@ def _fmt_metric(v: float | None, metric: str) -> str:
 def _comparison(comparison: dict[str, Any]) -> str:
     rows = comparison.get("rows") or []
     a = str(comparison.get("a", {}).get("label", "baseline"))
-    parts = [f"<p>A = baseline <strong>{escape(a)}</strong>, B = this run. Ratio B/A with its 95 % confidence "
+    parts = [f"<p>A = baseline <strong>{escape(a)}</strong>, B = this run. The change B/A in % with its 95 % confidence "
              "interval; REGRESSED needs both significance and a change beyond ±delta.</p>"]
     fig = F.comparison_figure(rows, float(comparison.get("delta") or 0.05))
     if fig is not None:

@@ -74,7 +74,7 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
         kind="hot_functions", severity="info", subject=_short(top_fn),
         title=f"Hot code: {path} ({_short(top_fn).partition(' (')[2].rstrip(')')}) in "
               f"{chain[0][1] / total:.0%} of the SUT's samples",
-        detail=("These application functions were running (or calling what ran) most of the time the "
-                f"profiler looked ({total} samples). Making the first of them cheaper shortens every "
-                "request that reaches it."),
+        detail=(f"Of the {total} samples the profiler took, these application functions were on the stack "
+                "in the shares below (running, or calling what ran). Making the hottest cheaper shortens "
+                "every request that reaches it."),
         evidence=ev), names
