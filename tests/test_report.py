@@ -393,3 +393,14 @@ def test_run_with_report_writes_it_into_the_run_directory(test_server, scenario_
     assert "<td class=\"text\">/</td>" in text
     res = surge_cli("run", str(scen), "-b", test_server, "--iterations", "5", "--no-save", "--report")
     assert res.rc == 2 and "--report needs the run directory" in res.stderr
+
+
+def test_comparison_axis_is_not_stretched_by_one_huge_interval():
+    from surge.report.figures import comparison_figure
+
+    rows = [{"name": f"/n{i}", "metric": "p50", "ratio": 1 + 0.02 * i, "ci_low": 0.98 + 0.02 * i,
+             "ci_high": 1.02 + 0.02 * i, "verdict": "SAME"} for i in range(12)]
+    rows.append({"name": "/rec", "metric": "p99", "ratio": 1.4, "ci_low": 0.3, "ci_high": 67.0,
+                 "verdict": "INCONCLUSIVE"})
+    lo, hi = comparison_figure(rows, 0.05)["layout"]["xaxis"]["range"]
+    assert lo >= -100 and 40 < hi < 100  # every estimate visible, the +6,600 % bar runs off the edge

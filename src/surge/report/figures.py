@@ -321,10 +321,20 @@ def comparison_figure(rows: list[dict[str, Any]], delta: float) -> dict[str, Any
              "text": [r.get("verdict", "") for r in rows],
              "hovertemplate": "%{y}: %{x:+.1f}% (%{text})<extra></extra>"}
     d = delta * 100
+    # One very wide CI (a p99 of a short run: +6,000 %) would stretch the axis until every
+    # point sits on zero: the range covers the estimates, +-2 delta and most CI ends, and
+    # wider bars run off the edge (the table has their numbers).
+    lows = sorted(v - m for v, m in zip(x, minus, strict=True))
+    highs = sorted(v + p for v, p in zip(x, plus, strict=True))
+    lo = min(-2 * d, min(x), lows[len(lows) // 10])
+    hi = max(2 * d, max(x), highs[(len(highs) * 9) // 10 - (1 if len(highs) >= 10 else 0)])
+    pad = (hi - lo) * 0.08
+    x_range = [max(lo - pad, -100.0), hi + pad]
     layout = _layout("Change vs baseline with 95 % CI (band: ±delta, no practical change)",
                      height=max(220, 60 + 22 * len(rows)), hovermode="closest",
                      margin={"l": 220, "r": 20, "t": 40, "b": 40},
-                     xaxis={"title": {"text": "B / A − 1 (%)"}, "zeroline": True, "ticksuffix": "%"},
+                     xaxis={"title": {"text": "B / A − 1 (%)"}, "zeroline": True, "ticksuffix": "%",
+                            "range": x_range},
                      yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
                      showlegend=False,
                      shapes=[{"type": "rect", "xref": "x", "yref": "paper", "x0": -d, "x1": d, "y0": 0, "y1": 1,
