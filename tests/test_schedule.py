@@ -259,3 +259,26 @@ def test_worker_phases_reproduce_a_ramp(workers):
     assert abs(len(merged) - len(single)) <= workers
     for a, b in zip(single, merged, strict=False):
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def _one_at_a_time(curve, poisson, phase, rng):
+    """The reference: invert N(t) per arrival with time_of (what arrivals() did before chunks)."""
+    n = phase if not poisson else rng.expovariate(1.0)
+    while True:
+        t = curve.time_of(n)
+        if t is None:
+            return
+        yield t
+        n += rng.expovariate(1.0) if poisson else 1.0
+
+
+@pytest.mark.parametrize("poisson", [False, True])
+@pytest.mark.parametrize("phase", [0.0, 1 / 3, 0.5])
+def test_chunked_arrivals_are_the_same_floats_as_one_at_a_time(poisson, phase):
+    import random
+
+    curves = [RateCurve.constant(5000, 2), RateCurve([(0, 2, 0, 300), (2, 5, 300, 300), (5, 6, 300, 0)]),
+              RateCurve([(0, 1, 10, 10), (1, 2, 0, 0), (2, 3, 7, 7)]), RateCurve.constant(1 / 3, 10)]
+    for c in curves:
+        ref = list(_one_at_a_time(c, poisson, phase, random.Random(7)))
+        assert list(c.arrivals(poisson=poisson, phase=phase, rng=random.Random(7))) == ref

@@ -10,6 +10,8 @@ import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 from surge.api.options import Stage
 
 
@@ -47,6 +49,8 @@ class RateCurve:
         self._cum = [0.0]
         for t0, t1, r0, r1 in self.segments:
             self._cum.append(self._cum[-1] + (r0 + r1) / 2.0 * (t1 - t0))
+        self._seg = np.asarray(self.segments, dtype=np.float64).reshape(-1, 4)  # for times_of
+        self._cum_arr = np.asarray(self._cum, dtype=np.float64)
 
     def __repr__(self) -> str:
         return f"RateCurve({self.segments!r})"
@@ -99,6 +103,25 @@ class RateCurve:
                 return min(t0 + 2.0 * d / denom, t1)
         return None
 
+    def times_of(self, ns: np.ndarray) -> np.ndarray:
+        """:meth:`time_of` of each of ``ns`` (ascending or not) at once; NaN where N(t)
+        never reaches it. The same arithmetic, so the same floats, as :meth:`time_of`."""
+        ns = np.asarray(ns, dtype=np.float64)
+        nseg = len(self.segments)
+        if nseg == 0:
+            return np.full(ns.shape, np.nan)
+        j = np.searchsorted(self._cum_arr, ns, side="left")
+        i = np.clip(j - 1, 0, nseg - 1)
+        t0, t1, r0, r1 = (self._seg[i, k] for k in range(4))
+        d = ns - self._cum_arr[i]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = 0.5 * (r1 - r0) / (t1 - t0)
+            disc = np.maximum(r0 * r0 + 4.0 * a * d, 0.0)
+            denom = r0 + np.sqrt(disc)
+            out = np.where(denom <= 0, np.where(d <= 0, t0, np.nan), np.minimum(t0 + 2.0 * d / denom, t1))
+        out[j > nseg] = np.nan
+        return out
+
     def arrivals(
         self, *, poisson: bool = False, phase: float = 0.0, rng: random.Random | None = None,
         cv: float | None = None, stride: int = 1, offset: int = 0,
@@ -121,13 +144,20 @@ class RateCurve:
         if cv is not None:
             yield from self._gamma_arrivals(rng, cv, stride, offset)
             return
+        # In chunks, inverted with numpy: one time_of() call per arrival was ~10 % of a
+        # worker's CPU at 5,000 req/s (py-spy). cumsum adds in order, so every n (and
+        # time) is the float the one-at-a-time loop n += gap produced.
         n = phase if not poisson else rng.expovariate(1.0)
+        chunk = 16
         while True:
-            t = self.time_of(n)
-            if t is None:
-                return
-            yield t
-            n += rng.expovariate(1.0) if poisson else 1.0
+            gaps = [rng.expovariate(1.0) for _ in range(chunk - 1)] if poisson else [1.0] * (chunk - 1)
+            ns = np.cumsum(np.array([n, *gaps]))
+            for t in self.times_of(ns).tolist():
+                if t != t:  # NaN: the curve's arrivals are used up
+                    return
+                yield t
+            n = float(ns[-1]) + (rng.expovariate(1.0) if poisson else 1.0)
+            chunk = min(chunk * 2, 1024)  # short runs and slow rates compute little ahead
 
     def _gamma_arrivals(self, rng: random.Random, cv: float, stride: int, offset: int) -> Iterator[float]:
         k, theta = 1.0 / (cv * cv), cv * cv
