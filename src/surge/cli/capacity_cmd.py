@@ -13,7 +13,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from surge.analysis.capacity.knee import MIN_POINTS as KNEE_MIN_POINTS
 from surge.api.errors import UsageError
 from surge.cli.common import guarded, store_options
 
@@ -175,6 +174,8 @@ def render(console: Console, points: list[Any], by_label: str, latency: str, res
             # The fit names no limit, but the latency curve found one: plan by the knee.
             console.print(f"until more load levels are measured, plan by the knee: stay below load {_fmt(kp.load)}")
     elif any(p.latency_ms is not None for p in points):
+        from surge.analysis.capacity.knee import MIN_POINTS as KNEE_MIN_POINTS
+
         upto = res.get("knee_points", 0)
         if upto < KNEE_MIN_POINTS:
             console.print(f"knee: not searched: {upto} load level(s) up to the throughput peak, "
