@@ -521,3 +521,12 @@ def test_dashboard_keep_needs_dashboard(scenario_file, test_server):
     proc = _popen("run", str(path), "-b", test_server, "-d", "1s", "--dashboard-keep", "--no-save")
     rc, _, err = _finish(proc)
     assert rc == 2 and "--dashboard-keep goes with --dashboard" in err
+
+
+def test_dashboard_with_repeat_is_refused_in_one_line(tmp_path):
+    from conftest import assert_no_traceback, surge_cli
+
+    r = surge_cli("run", "examples/shop.py", "--dashboard", "--repeat", "2", "-d", "1s", "--no-preflight",
+                  cwd=str(Path(__file__).resolve().parent.parent))
+    assert r.rc == 2 and "--dashboard follows one run" in r.stderr
+    assert_no_traceback(r.stderr)

@@ -155,6 +155,12 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
                              "e.g. -t 'p95<300ms' -t 'error_rate<1%'")
         monitor = monitor_spec(monitor_targets=monitor_targets, launch=launch, py_spy=spy,
                                prometheus=prometheus, prom_queries=prom_queries, base_url=opts.base_url)
+        ctx = click.get_current_context()
+        if repeat > 1 and ctx.meta.get("surge.dashboard", {}).get("dashboard"):
+            # Runs 2..N would fork their workers while the dashboard's server thread runs its
+            # event loop: a fork with a lock held in that thread can hang a worker.
+            raise UsageError("--dashboard follows one run: drop --repeat, or watch the repeats with "
+                             "`surge dashboard` in another terminal")
         if not no_preflight and not launch:  # a --launch'ed server is waited for instead
             preflight(opts.base_url, "--base-url" if base_url else "options.base_url")
         spec = RunSpec(options=opts, workers=worker_count(opts, workers), scenario_path=scen.path,
