@@ -404,3 +404,15 @@ def test_comparison_axis_is_not_stretched_by_one_huge_interval():
                  "verdict": "INCONCLUSIVE"})
     lo, hi = comparison_figure(rows, 0.05)["layout"]["xaxis"]["range"]
     assert lo >= -100 and 40 < hi < 100  # every estimate visible, the +6,600 % bar runs off the edge
+
+
+def test_cli_report_takes_the_gates_per_metric_delta(tmp_path):
+    d = make_run(tmp_path / "r")
+    base = make_run(tmp_path / "b", seed=3)
+    out = tmp_path / "cmp.html"
+    res = surge_cli("report", str(d), "--baseline", str(base), "--metric-delta", "p50=40%", "--warmup", "1",
+                    "-o", str(out))
+    assert res.rc == 0, res.stderr
+    bad = surge_cli("report", str(d), "--baseline", str(base), "--metric-delta", "nonsense", "-o", str(out))
+    assert bad.rc == 2 and "--metric-delta" in bad.stderr
+    assert_no_traceback(bad.stderr)

@@ -45,8 +45,13 @@ def write_run_report(run_dir: Path, out: Path | None = None) -> Path:
               help="Where to write the HTML ('-' for stdout).")
 @click.option("--delta", default="5%", show_default=True,
               help="Practical threshold of the comparison: smaller changes are SAME.")
+@click.option("--metric-delta", multiple=True, metavar="METRIC=PCT",
+              help="Per-metric threshold as in `surge gate`, e.g. p50=15%. Repeatable.")
+@click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seconds at the start of each run left out of the comparison, as in `surge gate`.")
 @store_options
-def report_cmd(run: str, baseline_spec: str | None, output: str, delta: str, store_url_opt: str | None) -> None:
+def report_cmd(run: str, baseline_spec: str | None, output: str, delta: str, metric_delta: tuple[str, ...],
+               warmup: int, store_url_opt: str | None) -> None:
     """Write one self-contained HTML report of RUN (default: latest): verdict, key numbers,
     time series, latency distribution and percentile spectrum, per-request table, checks,
     comparison with --baseline, metadata. Works offline; open it in any current browser.
@@ -55,6 +60,7 @@ def report_cmd(run: str, baseline_spec: str | None, output: str, delta: str, sto
     RUN is a run id, a unique id prefix, 'latest', or a run directory.
       surge report latest -o report.html
       surge report runs/20261123-101500-shop --baseline 20261122-0930 -o cmp.html
+      surge report latest --baseline main-run --metric-delta p50=15% -o cmp.html   # as the gate judged it
     """
 
     def go() -> None:
@@ -67,7 +73,7 @@ def report_cmd(run: str, baseline_spec: str | None, output: str, delta: str, sto
             store = _open_store(baseline_spec, store_url_opt)
         data = load_run_data(run, store)
         base = load_run_data(baseline_spec, store) if baseline_spec else None
-        comparison = compare_runs(base, data, _config(delta, (), 0.05, 0, 0)) if base is not None else None
+        comparison = compare_runs(base, data, _config(delta, metric_delta, 0.05, warmup, 0)) if base is not None else None
         text = report_html(data, base, comparison=comparison)
         if output == "-":
             sys.stdout.write(text)
