@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from surge.api.shapes import parse_shape
 from surge.cli.common import (
     default_workers,
     duration_arg,
@@ -18,6 +19,11 @@ from surge.cli.common import (
     run_and_report,
     store_options,
 )
+from surge.cli.run_cmd import _arrival_text, _parsed
+
+_arrival = _parsed(_arrival_text)  # validated text, as `surge run --arrival` keeps it
+_shape = _parsed(parse_shape)
+
 
 REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-duration of surge run)
 
@@ -28,18 +34,24 @@ REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-dura
               help="Keep-alive connections (closed model: each sends its next request as soon as the last completes).")
 @click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
               help="Requests per second (open model on the -c connections; latency from the scheduled time, like wrk2).")
-@click.option("--duration", "-d", callback=duration_arg("duration"), default="10s", show_default=True, help="Run length.")
+@click.option("--duration", "-d", callback=duration_arg("duration"),
+              help="Run length (default 10s; with -n, the bound of the run: 10 min by default).")
 @click.option("--requests", "-n", type=click.IntRange(min=1), help="Stop after this many requests (closed model); the run is bounded by -d, 10 min by default with -n.")
 @click.option("--method", "-m", default="GET", show_default=True, help="HTTP method.")
 @click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Request header, repeatable.")
 @click.option("--body", help="Request body; '@file' reads it from a file.")
 @click.option("--json-body", help="JSON request body (sets Content-Type: application/json).")
-@click.option("--arrival", type=click.Choice(["uniform", "poisson"]), help="Inter-arrival times with --rate (default uniform).")
+@click.option("--arrival", callback=_arrival, metavar="uniform|poisson|gamma:cv=C",
+              help="Inter-arrival times with --rate (default uniform); gamma:cv=2 keeps the rate but adds bursts.")
+@click.option("--shape", callback=_shape, metavar="KIND:PARAMS",
+              help="Rate shape with --rate: sine:period=60s,amplitude=0.5, diurnal:amplitude=0.8[,day=10m], "
+                   "step:every=30s,by=50, trace:FILE.csv (rows t_s,rate; needs no --rate). See docs/models.md.")
 @click.option("--tag", "tags", multiple=True, metavar="K=V", help="Label the run in the store, repeatable.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in the run store.")
 @store_options
 @output_options
-def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, tags, no_store,
+def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, shape, tags,
+            no_store,
             store_url_opt, thresholds,
             abort_on_fail, workers, timeout, connect_timeout, read_timeout, insecure, out_root: Path, no_save,
             as_json, quiet, no_preflight, seed) -> None:
@@ -86,7 +98,8 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
             preflight(url, "URL")
         # -n alone: the count ends the run, not the default 10 s
         dur = REQUESTS_BOUND_S if requests is not None and duration is None else duration
-        opts = Options(rate=rate, duration=dur, iterations=requests, arrival=arrival).normalised(source="command line")
+        opts = Options(rate=rate, duration=dur, iterations=requests, arrival=arrival,
+                       shape=shape).normalised(source="command line")
         n_workers = min(default_workers(workers), connections)
         spec = RunSpec(options=opts, workers=n_workers,
                        hit=HitSpec(m, url, hdrs, payload, connections),

@@ -76,7 +76,14 @@ def planned_seconds(spec: RunSpec) -> float:
     if spec.replay is not None:
         return spec.replay.planned_duration
     if spec.hit is not None:
-        return spec.options.duration if spec.options.duration is not None else 10.0
+        o = spec.options
+        if o.duration is not None:
+            return o.duration
+        if o.shape is not None and getattr(o.shape, "kind", None) == "trace":  # the trace sets the length
+            from surge.engine.models.shapes import open_curve
+
+            return open_curve(o).duration
+        return 10.0
     return build_model(spec.options).planned_duration
 
 

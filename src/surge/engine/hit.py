@@ -17,12 +17,14 @@ from time import monotonic_ns
 import httptools
 
 from surge.api.errors import ErrorKind
+from surge.api.shapes import Shape, parse_arrival
 from surge.engine.http.connection import classify_connect_error, set_nodelay
 from surge.engine.http.pool import make_ssl_context
 from surge.engine.http.url import build_request, split_url
 from surge.engine.messages import WorkerPlan
 from surge.engine.models.arrival import due_arrivals
-from surge.engine.models.schedule import RateCurve, split_int
+from surge.engine.models.schedule import split_int
+from surge.engine.models.shapes import open_curve
 from surge.engine.recorder import Recorder
 from surge.engine.runtime import NS, Runtime, Share
 
@@ -88,8 +90,13 @@ class HitRunner:
         self.duration = o.duration if o.duration is not None else 10.0
         self.iterations = split_int(o.iterations, share.index, share.count) if o.iterations else None
         self.planned_duration = self.duration
-        self.curve = RateCurve.constant(o.rate / share.count, self.duration) if o.rate else None
-        self.poisson = o.arrival == "poisson"
+        # Open mode: --rate, shaped by --shape (a trace shape brings its own rates and length).
+        open_mode = bool(o.rate) or isinstance(o.shape, Shape)
+        self.curve = open_curve(o).scaled(1.0 / share.count) if open_mode else None
+        if self.curve is not None and o.duration is None:
+            self.duration = self.planned_duration = self.curve.duration
+        arrival = parse_arrival(o.arrival or "uniform")
+        self.poisson, self.cv = arrival.kind == "poisson", arrival.cv
         self.connect_t, self.read_t, self.total_t = plan.timeouts
         self.ssl = make_ssl_context(plan.insecure) if self.origin.tls else None
         self.key = recorder.key_id("hit", target.split("?", 1)[0], spec.method)
@@ -254,7 +261,8 @@ class HitRunner:
 
     # -- open mode -------------------------------------------------------------
     async def _dispatch(self, rt: Runtime) -> None:
-        async for t, now in due_arrivals(rt, self.curve, poisson=self.poisson, share=self.share, end_ns=self.end_ns):
+        async for t, now in due_arrivals(rt, self.curve, poisson=self.poisson, share=self.share, end_ns=self.end_ns,
+                                         cv=self.cv):
             while self.idle:
                 conn = self.idle.pop()
                 if not conn.closed:
