@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _LINE = re.compile(r":\d+\)$")
@@ -63,6 +64,12 @@ NATIVE_NOTE = ("time in C code (the event loop, parsers, drivers) is charged to 
 def function_of(frame: str) -> str:
     """``name (file.py:12)`` -> ``name (file.py)``."""
     return _LINE.sub(")", frame.strip())
+
+
+def app_function(frame: str) -> str:
+    """:func:`function_of`, and a comprehension or lambda counts as the function it is in
+    (``f.<locals>.<listcomp> (app.py)`` -> ``f (app.py)``)."""
+    return _LOCALS.sub("", function_of(frame))
 
 
 def is_library(function: str) -> bool:
@@ -101,6 +108,17 @@ def _frames(stack: str) -> list[str]:
     return [function_of(f) for f in stack.split(";") if f.strip() and not f.startswith("process ")]
 
 
+def hosts_of(parsed: Iterable[tuple[list[str], list[bool]]]) -> frozenset[str]:
+    """Application functions above a library -> application hand-over in some stack
+    (``(frames, is_library flags)`` pairs): they host a framework that calls back into
+    the application, like ``main``, a CLI command or ``run_app``."""
+    hosts: set[str] = set()
+    for frames, lib in parsed:
+        last = max((i for i in range(1, len(frames)) if not lib[i] and lib[i - 1]), default=0)
+        hosts.update(f for f, is_lib in zip(frames[:last], lib[:last], strict=True) if not is_lib)
+    return frozenset(hosts)
+
+
 def launchers(stacks: dict[str, int]) -> frozenset[str]:
     """Application functions that only hand over to library code which calls back into the application.
 
@@ -112,11 +130,9 @@ def launchers(stacks: dict[str, int]) -> frozenset[str]:
     that also calls application functions directly is not one).
     """
     parsed = [(fr, [is_library(f) for f in fr]) for fr in map(_frames, stacks)]
-    cand: set[str] = set()
+    cand = set(hosts_of(parsed))
     callees: dict[str, set[str]] = {}
     for frames, lib in parsed:
-        last = max((i for i in range(1, len(frames)) if not lib[i] and lib[i - 1]), default=0)
-        cand.update(f for f, is_lib in zip(frames[:last], lib[:last], strict=True) if not is_lib)
         for i in range(len(frames) - 1):
             if not lib[i]:
                 callees.setdefault(frames[i], set()).add(frames[i + 1])
@@ -182,7 +198,7 @@ def _counts(stacks: dict[str, int], view: str) -> tuple[int, dict[str, int], dic
         total += n
         frames = _frames(stack)
         if view == "app":
-            frames = [_LOCALS.sub("", f) for f in frames if f not in skip and not is_library(f)]
+            frames = [app_function(f) for f in frames if f not in skip and not is_library(f)]
         if not frames:
             continue
         own[frames[-1]] = own.get(frames[-1], 0) + n

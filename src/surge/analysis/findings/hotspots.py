@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from surge.analysis.findings.base import Finding
-from surge.analysis.profile import is_library
+from surge.analysis.profile import app_function, hosts_of, is_library
 
 MIN_SHARE = 0.10  # of all samples
-_LINE = re.compile(r":\d+\)$")
-_LOCALS = re.compile(r"\.<locals>\.<(listcomp|dictcomp|setcomp|genexpr|lambda)>")
-
-
-def _function(frame: str) -> str:
-    """``name (file.py:12)`` -> ``name (file.py)``; a comprehension counts as its function."""
-    return _LOCALS.sub("", _LINE.sub(")", frame.strip()))
 
 
 def _short(fn: str) -> str:
@@ -34,16 +25,12 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
     own: dict[str, int] = {}
     depth: dict[str, int] = {}
     parsed = []
-    hosts: set[str] = set()
     for stack, n in stacks.items():
-        frames = [_function(f) for f in stack.split(";") if f and not f.startswith("process ")]
-        lib = [is_library(fn) for fn in frames]
-        # Application frames above a library -> application hand-over host a framework
-        # (main, a CLI command, run_app): they are on the stack of nearly every sample
-        # and are never the cause, wherever else they appear.
-        last = max((i for i in range(1, len(frames)) if not lib[i] and lib[i - 1]), default=0)
-        hosts.update(fn for fn, is_lib in zip(frames[:last], lib[:last], strict=True) if not is_lib)
-        parsed.append((frames, lib, n))
+        frames = [app_function(f) for f in stack.split(";") if f and not f.startswith("process ")]
+        parsed.append((frames, [is_library(fn) for fn in frames], n))
+    # Frames that host a framework (main, a CLI command, run_app) are on the stack of
+    # nearly every sample and are never the cause, wherever else they appear.
+    hosts = hosts_of((frames, lib) for frames, lib, _ in parsed)
     for frames, lib, n in parsed:
         if frames:
             own[frames[-1]] = own.get(frames[-1], 0) + n
