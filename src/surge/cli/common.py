@@ -16,6 +16,7 @@ from rich.console import Console
 from surge.analysis.thresholds import parse_thresholds
 from surge.api.errors import RunError, SurgeError, UsageError
 from surge.api.options import parse_duration
+from surge.api.shapes import parse_arrival
 from surge.cli import exitcodes
 from surge.cli.live import LivePanel
 from surge.cli.render import render_summary
@@ -274,3 +275,25 @@ def guarded(fn: Callable[[], None]) -> None:
 
 def default_workers(requested: int | None) -> int:
     return requested or os.cpu_count() or 1
+
+
+def parsed_callback(parse: Callable[[str], Any]) -> Callable[[Any, Any, Any], Any]:
+    """A click callback that runs ``parse`` and turns a UsageError into click's one-line error."""
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except UsageError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+def _arrival_text(value: str) -> str:
+    parse_arrival(value)
+    return value
+
+
+# --arrival of run and hit: the validated text (Options keeps it as written)
+ARRIVAL_CALLBACK = parsed_callback(_arrival_text)

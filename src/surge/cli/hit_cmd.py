@@ -9,20 +9,20 @@ import click
 
 from surge.api.shapes import parse_shape
 from surge.cli.common import (
+    ARRIVAL_CALLBACK,
     default_workers,
     duration_arg,
     guarded,
     output_options,
     parse_headers,
     parse_tags,
+    parsed_callback,
     preflight,
     run_and_report,
     store_options,
 )
-from surge.cli.run_cmd import _arrival_text, _parsed
 
-_arrival = _parsed(_arrival_text)  # validated text, as `surge run --arrival` keeps it
-_shape = _parsed(parse_shape)
+_shape = parsed_callback(parse_shape)
 
 
 REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-duration of surge run)
@@ -41,7 +41,7 @@ REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-dura
 @click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Request header, repeatable.")
 @click.option("--body", help="Request body; '@file' reads it from a file.")
 @click.option("--json-body", help="JSON request body (sets Content-Type: application/json).")
-@click.option("--arrival", callback=_arrival, metavar="uniform|poisson|gamma:cv=C",
+@click.option("--arrival", callback=ARRIVAL_CALLBACK, metavar="uniform|poisson|gamma:cv=C",
               help="Inter-arrival times with --rate (default uniform); gamma:cv=2 keeps the rate but adds bursts.")
 @click.option("--shape", callback=_shape, metavar="KIND:PARAMS",
               help="Rate shape with --rate: sine:period=60s,amplitude=0.5, diurnal:amplitude=0.8[,day=10m], "

@@ -9,14 +9,16 @@ import click
 from surge.api.errors import UsageError
 from surge.api.options import MODELS, Options, parse_stages
 from surge.api.presets import PRESETS, compile_preset, parse_target
-from surge.api.shapes import parse_arrival, parse_shape
+from surge.api.shapes import parse_shape
 from surge.cli.common import (
+    ARRIVAL_CALLBACK,
     default_workers,
     duration_arg,
     guarded,
     output_options,
     parse_headers,
     parse_tags,
+    parsed_callback,
     preflight,
     run_and_report,
     store_options,
@@ -37,25 +39,7 @@ def worker_count(opts: Options, requested: int | None) -> int:
     return n
 
 
-def _parsed(parse):
-    """A click callback that runs ``parse`` and turns a UsageError into click's one-line error."""
-    def convert(ctx, param, value):
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except UsageError as exc:
-            raise click.BadParameter(str(exc)) from None
-
-    return convert
-
-
-_stages = _parsed(parse_stages)
-
-
-def _arrival_text(value: str) -> str:
-    parse_arrival(value)
-    return value
+_stages = parsed_callback(parse_stages)
 
 
 def _profile(value: str) -> str | int:
@@ -78,14 +62,14 @@ def _profile(value: str) -> str | int:
 @click.option("--iterations", "-i", type=click.IntRange(min=1), help="Total iterations (shared), or per VU with --model per-vu-iterations.")
 @click.option("--model", type=click.Choice(MODELS), help="Workload model; inferred from the flags when omitted.")
 @click.option("--max-vus", type=click.IntRange(min=1), help="Cap on VUs an open model may allocate (default max(--vus, 1000)); arrivals beyond it are dropped and counted.")
-@click.option("--arrival", callback=_parsed(_arrival_text), metavar="uniform|poisson|gamma:cv=C",
+@click.option("--arrival", callback=ARRIVAL_CALLBACK, metavar="uniform|poisson|gamma:cv=C",
               help="Inter-arrival times of open models (default uniform); gamma:cv=2 keeps the rate but adds bursts.")
-@click.option("--shape", callback=_parsed(parse_shape), metavar="KIND:PARAMS",
+@click.option("--shape", callback=parsed_callback(parse_shape), metavar="KIND:PARAMS",
               help="Rate shape of an open model: sine:period=60s,amplitude=0.5, diurnal:amplitude=0.8[,day=10m], "
                    "step:every=30s,by=50, trace:FILE.csv (rows t_s,rate; needs no --rate).")
 @click.option("--pacing", callback=duration_arg("pacing"),
               help="Closed models: start each VU's iterations this often, e.g. 5s, whatever they take (overruns fail the 'pacing' check).")
-@click.option("--profile", "profile", callback=_parsed(_profile), metavar="PRESET|PID",
+@click.option("--profile", "profile", callback=parsed_callback(_profile), metavar="PRESET|PID",
               help=f"Test-type preset: {', '.join(PRESETS)} (see docs/presets.md); needs --target, "
                    "stretched by --duration; explicit flags override it. A number is a PID: same as --py-spy PID.")
 @click.option("--target", help="What a --profile ramps to: 200rps (arrival rate, open model) or 50vus (closed model).")
