@@ -700,8 +700,11 @@ def benjamini_hochberg(p: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def _pct(r: float) -> str:
-    return f"{(r - 1) * 100:+.1f}%"
+def pct_change(ratio: float) -> str:
+    """A ratio B/A as the signed change in % with one decimal (1.129 -> "+12.9%"); never
+    "-0.0%" (rounding a tiny negative). The one formatter of changes in reasons, gate
+    lines, tables and the report."""
+    return f"{round((ratio - 1) * 100, 1) + 0.0:+.1f}%"
 
 
 def _more(est: _Est, d: float, unit: str) -> str:
@@ -758,13 +761,13 @@ def _verdict(metric: str, est: _Est, p_adj: float | None, cfg: CompareConfig, un
         small = est.diff_ci is not None and -tol <= est.diff_ci[0] and est.diff_ci[1] <= tol
         big = abs(est.b - est.a) > tol
     else:
-        change = _pct(r) if r is not None else "n/a"
+        change = pct_change(r) if r is not None else "n/a"
         small, big = False, True
     sig = p_adj is not None and p_adj < cfg.alpha
     up = (r is None and est.b > est.a) or (r is not None and r > 1 + d)
     down = r is not None and r < 1 - d
-    ci_txt = f"CI {_pct(lo)}..{_pct(hi)}" if lo is not None and hi is not None else \
-        f"CI {_pct(lo)}..unbounded" if lo is not None else "CI n/a"
+    ci_txt = f"CI {pct_change(lo)}..{pct_change(hi)}" if lo is not None and hi is not None else \
+        f"CI {pct_change(lo)}..unbounded" if lo is not None else "CI n/a"
     ptxt = f"adjusted p={p_adj:.2g}" if p_adj is not None else ""
     if sig and big and (up or down):
         bad = up if worse_up else down

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from surge.analysis.compare import pct_change
+
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
 
@@ -44,6 +46,6 @@ def decide(comparison: Any | None, thresholds: list[dict[str, Any]]) -> GateResu
 def _ratio(row: Any) -> str:
     if row.ratio is None:
         return "no data"
-    ci = (f" (CI {(row.ci_low - 1) * 100:+.1f}%..{(row.ci_high - 1) * 100:+.1f}%)"
+    ci = (f" (CI {pct_change(row.ci_low)}..{pct_change(row.ci_high)})"
           if row.ci_low is not None and row.ci_high is not None else "")
-    return f"{(row.ratio - 1) * 100:+.1f}%{ci}"  # the change in %, as the compare table shows it
+    return f"{pct_change(row.ratio)}{ci}"  # the change in %, as the compare table shows it

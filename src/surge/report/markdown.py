@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from surge.analysis.compare import pct_change
+
 _ICON = {"REGRESSED": "🔴", "IMPROVED": "🟢", "SAME": "⚪", "INCONCLUSIVE": "🟡"}
 
 
@@ -34,24 +36,19 @@ def _no_errors(row: Any) -> bool:
     return row.metric == "error_rate" and row.a == 0 and row.b == 0
 
 
-def _pct(ratio: float) -> str:
-    """A ratio as a signed % with one decimal; never "-0.0" (rounding a tiny negative)."""
-    return f"{round((ratio - 1) * 100, 1) + 0.0:+.1f}"
-
-
 def format_change(row: Any, *, missing: str = "–") -> str:
     """B relative to A as a signed percentage (ratio 1.129 -> +12.9%); ``missing`` when there
     is no ratio (A was 0) or nothing to compare (no errors on either side)."""
     if row.ratio is None or _no_errors(row):
         return missing
-    return f"{_pct(row.ratio)}%"
+    return pct_change(row.ratio)
 
 
 def format_ci(row: Any, *, missing: str = "–", sep: str = "..") -> str:
     """The confidence interval of the change, in % (e.g. +12.4%..+13.3%)."""
     if row.ci_low is None or row.ci_high is None or _no_errors(row):
         return missing
-    return f"{_pct(row.ci_low)}%{sep}{_pct(row.ci_high)}%"
+    return f"{pct_change(row.ci_low)}{sep}{pct_change(row.ci_high)}"
 
 
 def _num(v: float | None, metric: str) -> str:
