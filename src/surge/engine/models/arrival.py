@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from time import monotonic_ns
 
 from surge.api.options import Options
@@ -44,6 +44,18 @@ async def _vu_worker(rt: Runtime, slot: VUSlot, idle: list[VUSlot], first: int) 
         intended = await fut
 
 
+def arrival_stream(
+    rt: Runtime, curve: RateCurve, *, poisson: bool, share: Share, cv: float | None = None
+) -> Iterator[float]:
+    """This worker's arrival offsets (s from the run's start) of ``curve``: its share of
+    the run's stream, seeded from the run's seed (see :func:`due_arrivals`)."""
+    if cv is not None:
+        rng = random.Random(rt.seed * 7919 + 104_729)
+        return curve.arrivals(rng=rng, cv=cv, stride=share.count, offset=share.index)
+    rng = random.Random(rt.seed * 7919 + share.index)
+    return curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng)
+
+
 async def due_arrivals(
     rt: Runtime, curve: RateCurve, *, poisson: bool, share: Share, end_ns: int, cv: float | None = None
 ) -> AsyncIterator[tuple[int, int]]:
@@ -54,12 +66,7 @@ async def due_arrivals(
     gamma gaps (``cv``) every worker draws the same stream (same seed) and keeps
     its share of it, so the run's bursts survive the split over workers.
     """
-    if cv is not None:
-        rng = random.Random(rt.seed * 7919 + 104_729)
-        stream = curve.arrivals(rng=rng, cv=cv, stride=share.count, offset=share.index)
-    else:
-        rng = random.Random(rt.seed * 7919 + share.index)
-        stream = curve.arrivals(poisson=poisson, phase=share.index / share.count, rng=rng)
+    stream = arrival_stream(rt, curve, poisson=poisson, share=share, cv=cv)
     rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     burst = 0
     for off in stream:
