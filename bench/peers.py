@@ -414,9 +414,17 @@ TOOLS: dict[str, Tool] = {
         # The same build with the compiled loop switched off: what the C loop buys, interleaved.
         Tool("surge-hit-py", surge_binary, surge_hit_command, surge_parse,
              env=lambda ctx: {"SURGE_HIT_ENGINE": "python"}),
+        # The compiled loop waking for each arrival (no 500 us batching quantum), and with 1 ms.
+        Tool("surge-hit-q0", surge_binary, surge_hit_command, surge_parse,
+             env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "0"}),
+        Tool("surge-hit-q1000", surge_binary, surge_hit_command, surge_parse,
+             env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "1000"}),
         Tool("surge-run", surge_binary, surge_run_command, surge_parse),
     ]
 }
+
+
+VARIANTS = ("surge-hit-q0", "surge-hit-q1000")  # tuning comparisons, only when named
 
 
 def add_base_revision(rev: str) -> list[str]:
@@ -824,7 +832,9 @@ def parse_args(argv: list[str] | None = None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--tools", default=",".join(TOOLS), help="comma list from: " + ",".join(TOOLS))
+    default_tools = [t for t in TOOLS if t not in VARIANTS]
+    p.add_argument("--tools", default=",".join(default_tools),
+                   help="comma list from: " + ",".join(TOOLS) + f" (default: all but {', '.join(VARIANTS)})")
     p.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     p.add_argument(

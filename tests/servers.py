@@ -121,6 +121,7 @@ class _Proto(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = b""
         self.transport = None
+        self.head = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -144,6 +145,7 @@ class _Proto(asyncio.Protocol):
         arrived = time.monotonic()
         url, headers, body = self.url.decode(), self.headers, self.body
         method = self.parser.get_method().decode()
+        self.head = method == "HEAD"
         self.url, self.headers, self.body = b"", [], b""
         asyncio.get_running_loop().create_task(self.handle(method, url, headers, body, arrived))
 
@@ -151,7 +153,7 @@ class _Proto(asyncio.Protocol):
         if self.transport.is_closing():
             return
         head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode()
-        self.transport.write(head + body)
+        self.transport.write(head if self.head else head + body)  # HEAD: headers only (RFC 9110)
 
     async def handle(self, method: str, url: str, headers, body: bytes, arrived: float) -> None:
         path = url.split("?", 1)[0]

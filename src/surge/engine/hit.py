@@ -62,6 +62,14 @@ class _FastConn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.driver.completed(self, self.parser.get_status_code(), self.parser.should_keep_alive())
 
+    def on_headers_complete(self) -> None:
+        if self.driver.head_only:
+            # A HEAD response has no body whatever Content-Length says, and httptools
+            # cannot be told so: finish here and start a fresh parser.
+            p = self.parser
+            self.parser = httptools.HttpResponseParser(self)
+            self.driver.completed(self, p.get_status_code(), p.should_keep_alive())
+
     def connection_lost(self, exc) -> None:
         self.closed = True
         if self.busy:
@@ -86,6 +94,7 @@ class HitRunner:
         self.recorder = recorder
         self.origin, target = split_url(spec.url)
         self.request = build_request(spec.method, self.origin, target, dict(spec.headers), spec.body)
+        self.head_only = spec.method.upper() == "HEAD"
         self.connections = max(1, split_int(spec.connections, share.index, share.count))
         self.duration = o.duration if o.duration is not None else 10.0
         self.iterations = split_int(o.iterations, share.index, share.count) if o.iterations else None

@@ -47,6 +47,11 @@ ENGINE_ENV = "SURGE_HIT_ENGINE"
 FEED_AHEAD_S = 2.0  # arrivals handed to the loop ahead of the clock
 FEED_PERIOD_S = 0.25  # how often the feed is topped up
 FEED_BLOCK = 4096  # arrivals pulled from the generator per step
+QUANTUM_ENV = "SURGE_HIT_QUANTUM_US"
+# Open-model wake-ups are rounded up to this (absolute multiples), batching the
+# arrivals that fall within it: fewer wake-ups of an idle CPU, at most this much
+# schedule lag added (see _hitloop.c for the measurements). 0 = wake for each arrival.
+DEFAULT_QUANTUM_US = 500
 
 # The order the C loop expects (its E_* enum).
 ERROR_KINDS = tuple(int(k) for k in (
@@ -112,7 +117,10 @@ class NativeHitRunner(HitRunner):
     def close(self) -> None:
         pass  # the loop closes its sockets when run() returns
 
-    async def run(self, rt: Runtime) -> None:
+    def prepare(self, rt: Runtime) -> None:
+        """Build the loop and feed its first arrivals before the synchronized start
+        (the worker calls this while it waits), so the first second's sends are not
+        late by the set-up time."""
         assert self.address is not None, "unusable_reason() resolves the address first"
         self.end_ns = rt.at_ns(self.duration)
         family, ip, port = self.address
@@ -121,15 +129,21 @@ class NativeHitRunner(HitRunner):
             family, ip, port, self.request, self.connections, closed,
             self.iterations if (closed and self.iterations is not None) else -1,
             self.end_ns, (int(self.connect_t * NS), int(self.read_t * NS), int(self.total_t * NS)),
-            ERROR_KINDS, self.method == "HEAD")
-        loop = asyncio.get_running_loop()
-        tasks = []
+            ERROR_KINDS, self.method == "HEAD", quantum_ns())
+        self._more = False
         if not closed:
             rt.schedule_end_ns = max(rt.schedule_end_ns, self.end_ns)
             self._stream = arrival_stream(rt, self.curve, poisson=self.poisson, share=self.share, cv=self.cv)
             self._pending: np.ndarray | None = None
-            if self._top_up():  # the first 2 s before the loop starts
-                tasks.append(asyncio.create_task(self._feed()))
+            self._more = self._top_up()
+
+    async def run(self, rt: Runtime) -> None:
+        if self.engine is None:
+            self.prepare(rt)
+        loop = asyncio.get_running_loop()
+        tasks = []
+        if self._more:
+            tasks.append(asyncio.create_task(self._feed()))
         tasks.append(asyncio.create_task(self._stop_on(rt)))
         # A thread of its own, not the default executor: the loop runs for the whole run.
         done = loop.create_future()
@@ -200,6 +214,16 @@ class NativeHitRunner(HitRunner):
                 secs, counts = np.unique(np.maximum(0, (t - rec.start_ns) // NS), return_counts=True)
                 for s, n in zip(secs.tolist(), counts.tolist(), strict=True):
                     counter[s] += n
+
+
+def quantum_ns() -> int:
+    """The open-model wake-up quantum in ns (``SURGE_HIT_QUANTUM_US``, default 500 µs)."""
+    raw = os.environ.get(QUANTUM_ENV, "").strip()
+    try:
+        us = float(raw) if raw else DEFAULT_QUANTUM_US
+    except ValueError:
+        us = DEFAULT_QUANTUM_US
+    return max(0, int(us * 1000))
 
 
 def _settle(fut: asyncio.Future, exc: BaseException | None) -> None:
