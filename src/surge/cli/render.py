@@ -35,6 +35,8 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     )
     if s["generator"]["bound"]:
         console.print(f"[bold red]{s['generator']['explanation']}[/]")
+    elif "hypervisor" in (s["generator"].get("explanation") or ""):
+        console.print(f"[yellow]{s['generator']['explanation']}[/]")  # steal: a VM, not surge
     # One scenario: its name would repeat on every row, so the column is left out.
     narrow = console.width < 130
     many = len({n["scenario"] for n in s["names"]}) > 1 and not narrow

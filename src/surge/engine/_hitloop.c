@@ -285,8 +285,9 @@ static int contains_ci(const char *v, size_t vlen, const char *want) {
 /* Parse a complete header block (status line + headers, ending in CRLFCRLF).
  * Returns 0 on success, -1 when it is not HTTP/1.x. */
 static int parse_head(Engine *e, conn_t *c, const char *h, size_t n) {
-    if (n < 12 || memcmp(h, "HTTP/1.", 7) != 0 || (h[7] != '0' && h[7] != '1') || h[8] != ' ') return -1;
+    if (n < 13 || memcmp(h, "HTTP/1.", 7) != 0 || (h[7] != '0' && h[7] != '1') || h[8] != ' ') return -1;
     if (h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9') return -1;
+    if (h[12] != ' ' && h[12] != '\r' && h[12] != '\n') return -1; /* "2000" is not a status code */
     c->status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
     c->keepalive = h[7] == '1';
     c->chunked = 0;
@@ -309,8 +310,12 @@ static int parse_head(Engine *e, conn_t *c, const char *h, size_t n) {
         if (header_is(line, nlen, "content-length")) {
             int64_t x = 0;
             size_t i = 0;
-            for (; i < vlen && v[i] >= '0' && v[i] <= '9'; i++) x = x * 10 + (v[i] - '0');
+            for (; i < vlen && v[i] >= '0' && v[i] <= '9'; i++) {
+                x = x * 10 + (v[i] - '0');
+                if (x > (1LL << 50)) return -1; /* no real body is a petabyte: an overflow or garbage */
+            }
             if (i == 0) return -1;
+            if (clen >= 0 && clen != x) return -1; /* conflicting lengths (RFC 9112 6.3) */
             clen = x;
         } else if (header_is(line, nlen, "transfer-encoding")) {
             if (contains_ci(v, vlen, "chunked")) c->chunked = 1;
@@ -372,12 +377,21 @@ static int on_data(Engine *e, conn_t *c, const char *d, size_t n, int64_t rx, in
             memcpy(c->hbuf + c->hlen, d, take);
             size_t total = c->hlen + take;
             if (head) {
-                size_t from = scan_from >= 3 ? scan_from - 3 : 0;
-                for (size_t i = from; i + 3 < total; i++)
-                    if (c->hbuf[i] == '\r' && c->hbuf[i + 1] == '\n' && c->hbuf[i + 2] == '\r' && c->hbuf[i + 3] == '\n') {
-                        stop = c->hbuf + i + 4;
+                /* not HTTP/1.x: say so now, not at a timeout (an SSH banner, say) */
+                if (memcmp(c->hbuf, "HTTP/1.", total < 7 ? total : 7) != 0) return -1;
+                /* the blank line ending the head: CRLF CRLF, or bare LFs (RFC 9112 2.2 lets a client accept them) */
+                size_t from = scan_from >= 2 ? scan_from - 2 : 0;
+                for (size_t i = from; i + 1 < total; i++) {
+                    if (c->hbuf[i] != '\n') continue;
+                    if (c->hbuf[i + 1] == '\n') {
+                        stop = c->hbuf + i + 2;
                         break;
                     }
+                    if (i + 2 < total && c->hbuf[i + 1] == '\r' && c->hbuf[i + 2] == '\n') {
+                        stop = c->hbuf + i + 3;
+                        break;
+                    }
+                }
             } else {
                 stop = memchr(c->hbuf + scan_from, '\n', total - scan_from);
                 if (stop) stop++;
@@ -425,14 +439,17 @@ static int on_data(Engine *e, conn_t *c, const char *d, size_t n, int64_t rx, in
             if (c->pstate == P_CHUNK_CRLF) c->remaining = 2;
             break;
         }
-        case P_CHUNK_CRLF: {
-            size_t take = (int64_t)n < c->remaining ? n : (size_t)c->remaining;
-            c->remaining -= (int64_t)take;
-            d += take;
-            n -= take;
-            if (c->remaining == 0) c->pstate = P_CHUNK_SIZE;
+        case P_CHUNK_CRLF: /* the line end after a chunk's data: CRLF (or a bare LF) */
+            if (*d == '\r' && c->remaining == 2) {
+                c->remaining = 1;
+            } else if (*d == '\n') {
+                c->pstate = P_CHUNK_SIZE;
+            } else {
+                return -1;
+            }
+            d++;
+            n--;
             break;
-        }
         case P_UNTIL_CLOSE:
             return 0; /* completes at EOF */
         default:

@@ -69,6 +69,15 @@ def native_available() -> bool:
     return _hitloop is not None
 
 
+def expected_engine(url: str) -> str:
+    """``"native"`` or ``"python"``: the engine the workers will pick for ``url`` (for the
+    run's metadata; a host that does not resolve still falls back to ``python``)."""
+    choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+    if choice == "python" or _hitloop is None or url.lower().startswith("https:"):
+        return "python"
+    return "native"
+
+
 def make_hit_runner(plan: WorkerPlan, recorder: Recorder, share: Share) -> HitRunner:
     """The runner for ``plan.hit``: the compiled loop where it applies, else the Python path."""
     choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
@@ -235,4 +244,4 @@ def _settle(fut: asyncio.Future, exc: BaseException | None) -> None:
         fut.set_exception(exc)
 
 
-__all__ = ["NativeHitRunner", "NativeUnavailable", "make_hit_runner", "native_available"]
+__all__ = ["NativeHitRunner", "NativeUnavailable", "expected_engine", "make_hit_runner", "native_available"]

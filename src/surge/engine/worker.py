@@ -11,6 +11,7 @@ from time import monotonic_ns
 from typing import Any
 
 import numpy as np
+import psutil
 
 from surge.api.context import WorkerInfo, current_worker
 from surge.api.errors import SurgeError
@@ -113,6 +114,7 @@ class _SelfMonitor:
         self.max_lag_ns = 0
         self._cpu0 = time.process_time()
         self._wall0 = time.monotonic()
+        self._host0 = _host_times()
 
     async def probe(self) -> None:
         while True:
@@ -122,12 +124,32 @@ class _SelfMonitor:
             if lag > self.max_lag_ns:
                 self.max_lag_ns = lag
 
-    def take(self) -> tuple[float, float]:
+    def take(self) -> tuple[float, float, float | None]:
+        """(CPU % of one core, worst event-loop lag ms, hypervisor steal % of the host or None)."""
         cpu, wall = time.process_time(), time.monotonic()
         pct = 100.0 * (cpu - self._cpu0) / max(wall - self._wall0, 1e-9)
         lag_ms = max(self.max_lag_ns, 0) / 1e6
-        self._cpu0, self._wall0, self.max_lag_ns = cpu, wall, 0
-        return pct, lag_ms
+        host = _host_times()
+        steal = None
+        if host is not None and self._host0 is not None and host[1] > self._host0[1]:
+            steal = 100.0 * (host[0] - self._host0[0]) / (host[1] - self._host0[1])
+        self._cpu0, self._wall0, self.max_lag_ns, self._host0 = cpu, wall, 0, host
+        return pct, lag_ms, steal
+
+
+def _host_times() -> tuple[float, float] | None:
+    """(steal, total) CPU seconds of the whole host; None where the OS reports no steal.
+
+    Steal is time a virtual machine's CPUs were runnable but the hypervisor ran
+    something else: on a cloud VM it shows up as schedule-lag spikes that no
+    generator can avoid, so the run says how much there was.
+    """
+    try:
+        t = psutil.cpu_times()
+    except OSError:
+        return None
+    steal = getattr(t, "steal", None)
+    return None if steal is None else (float(steal), float(sum(t)))
 
 
 async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
@@ -197,7 +219,7 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         if flush is not None:
             flush()  # a model that records off the event loop (hit's compiled loop) hands it over
         seconds = recorder.drain()
-        cpu, lag = mon.take()
+        cpu, lag, steal = mon.take()
         s = last_k
         last_k = k
         st = seconds.get(s)
@@ -205,6 +227,8 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
             st = seconds[s] = SecondStats(second=s)
         st.cpu.append(round(cpu, 1))
         st.loop_lag_ms.append(round(lag, 3))
+        if steal is not None:
+            st.steal.append(round(steal, 2))
         lags = [v for sec in [x for x in rt.sched_lags if x <= s] for v in rt.sched_lags.pop(sec)]
         st.sched_lag_p99_ms.append(round(float(np.percentile(lags, 99)) / 1e6, 3) if lags else 0.0)
         if not final:

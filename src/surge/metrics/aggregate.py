@@ -33,6 +33,7 @@ def second_row(st: SecondStats) -> dict[str, Any]:
         "cpu_max": max(st.cpu) if st.cpu else None,
         "loop_lag_ms_max": max(st.loop_lag_ms) if st.loop_lag_ms else None,
         "sched_lag_p99_ms_max": max(st.sched_lag_p99_ms) if st.sched_lag_p99_ms else None,
+        "steal_max": max(st.steal) if st.steal else None,
     }
     for q in _Q:
         row[f"p{q}"] = _ms(tot.latency, q)

@@ -86,6 +86,7 @@ class SecondStats:
     cpu: list[float] = field(default_factory=list)
     loop_lag_ms: list[float] = field(default_factory=list)
     sched_lag_p99_ms: list[float] = field(default_factory=list)
+    steal: list[float] = field(default_factory=list)  # hypervisor steal, % of the host's CPU time
 
     def merge(self, o: SecondStats) -> SecondStats:
         for k, v in o.requests.items():
@@ -107,6 +108,7 @@ class SecondStats:
         self.cpu += o.cpu
         self.loop_lag_ms += o.loop_lag_ms
         self.sched_lag_p99_ms += o.sched_lag_p99_ms
+        self.steal += o.steal
         return self
 
     def totals(self) -> RequestStats:
@@ -132,6 +134,7 @@ class SecondStats:
             "cpu": self.cpu,
             "loop_lag_ms": self.loop_lag_ms,
             "sched_lag_p99_ms": self.sched_lag_p99_ms,
+            "steal": self.steal,
         }
 
     @classmethod
@@ -153,4 +156,5 @@ class SecondStats:
             cpu=list(d.get("cpu", [])),
             loop_lag_ms=list(d.get("loop_lag_ms", [])),
             sched_lag_p99_ms=list(d.get("sched_lag_p99_ms", [])),
+            steal=list(d.get("steal", [])),
         )

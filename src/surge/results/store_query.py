@@ -190,6 +190,7 @@ class StoreQueries:
                     checks={k: list(v) for k, v in x.get("checks", {}).items()},
                     cpu=list(x.get("cpu", [])), loop_lag_ms=list(x.get("loop_lag_ms", [])),
                     sched_lag_p99_ms=list(x.get("sched_lag_p99_ms", [])),
+                    steal=list(x.get("steal", [])),
                 )
             for r in conn.execute(select(S.run_series).where(S.run_series.c.run_pk == pk)
                                   .order_by(S.run_series.c.second, S.run_series.c.key_no)):

@@ -180,6 +180,7 @@ class StoreWrites(StoreQueries):
                 "extra": json.dumps({
                     "iteration_errors": dict(st.iteration_errors), "checks": st.checks, "cpu": st.cpu,
                     "loop_lag_ms": st.loop_lag_ms, "sched_lag_p99_ms": st.sched_lag_p99_ms,
+                    "steal": st.steal,
                 }, separators=(",", ":")),
             })
             for k, rs in st.requests.items():
