@@ -338,3 +338,35 @@ def test_stop_from_another_thread(serve, steps, hard):
     if steps != [HANG]:
         assert 1 <= len(r.rows) <= 7  # ~20 ms each for ~100 ms
         assert (r.rows[:, DONE] <= r.returned_ns).all()
+
+
+def test_early_answer_to_a_large_request_body_closes_the_connection(serve):
+    """A 413 sent after the head, before the 8 MiB body is written: the rest of the body
+    must not be taken for the next request, and the half-written send must not spin."""
+    big = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n" + b"x" * 8_388_608
+    answer = b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n"
+    srv = serve([answer, 0.05, CLOSE])
+    e = hit_native._hitloop.Engine(
+        socket.AF_INET, "127.0.0.1", srv.port, big, 1, True, 3, time.monotonic_ns() + 3_000_000_000,
+        (1_000_000_000, 1_000_000_000, 2_000_000_000), ERROR_KINDS, False, 0)
+    t0 = time.process_time()
+    r = drive(e)
+    assert len(r.rows) == 3
+    assert set(r.rows[:, STATUS].tolist()) == {413}
+    assert set(r.rows[:, KIND].tolist()) == {ErrorKind.HTTP_4XX}
+    assert r.connects == 3  # never reused after an early answer
+    assert time.process_time() - t0 < 2.0  # no busy loop on the pending write
+
+
+def test_arrivals_due_just_before_the_end_are_sent(serve):
+    """In tick mode the last wake-up lands after the end: what fell due before it still goes."""
+    srv = serve(lambda i: [OK200])
+    end = time.monotonic_ns() + 300 * MS
+    e = hit_native._hitloop.Engine(
+        socket.AF_INET, "127.0.0.1", srv.port, GET, 3, False, -1, end,
+        (1_000_000_000, 1_000_000_000, 2_000_000_000), ERROR_KINDS, False, 5_000_000)  # 5 ms quantum
+    arrivals = end - np.array([3, 2, 1], dtype=np.int64) * 100_000  # 300, 200, 100 us before the end
+    r = drive(e, during=lambda e: e.feed(arrivals.tobytes()))
+    assert r.drops.size == 0  # one idle connection for each
+    assert r.starts.tolist() == arrivals.tolist()
+    assert sorted(r.rows[:, INTENDED].tolist()) == arrivals.tolist()

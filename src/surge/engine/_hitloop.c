@@ -68,6 +68,7 @@ typedef struct {
     int fd, state;
     int64_t intended, send_ns, first_ns, nbytes, since, reopen_at;
     size_t woff;
+    int wpending; /* part of the request is still to be written (woff says from where) */
     /* response parsing */
     int pstate, status, keepalive, chunked, head_only_status;
     int64_t remaining;
@@ -167,6 +168,31 @@ static void conn_close(Engine *e, conn_t *c, int64_t reopen_at) {
     e->reopen_pending = 1;
 }
 
+/* A connect that failed (at once, later, or by timing out): as on the Python
+ * path it is an error of a request that was waiting for it (closed model: the
+ * next request, within -n; open: the oldest queued arrival), so an unreachable
+ * server shows as errors, not silence. The socket is closed and reopened after
+ * a pause, never in a hot loop. */
+static void connect_failed(Engine *e, conn_t *c, int err, int64_t now) {
+    int kind = err == ECONNREFUSED ? E_REFUSED : err == ECONNRESET ? E_RESET
+             : err == ETIMEDOUT ? E_CONNECT_TIMEOUT : E_CONNECT;
+    if (e->running && ((e->closed_model && (e->iterations < 0 || e->sent < e->iterations)) ||
+                       (!e->closed_model && e->backlog_head < e->backlog.n))) {
+        int64_t intended = e->closed_model ? c->since : e->backlog.v[e->backlog_head++];
+        if (e->closed_model) e->sent++;
+        else note_start(e, intended);
+        emit_connect_error(e, intended, c->since, now, e->errkind[kind]);
+    }
+    if (c->fd >= 0) {
+        epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    set_state(e, c, C_CLOSED);
+    c->reopen_at = now + REOPEN_PAUSE_NS;
+    e->reopen_pending = 1;
+}
+
 static void conn_open(Engine *e, conn_t *c, int64_t now) {
     int fd = socket(e->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     c->since = now;
@@ -183,7 +209,8 @@ static void conn_open(Engine *e, conn_t *c, int64_t now) {
     c->fd = fd;
     set_state(e, c, C_CONNECTING);
     if (connect(fd, (struct sockaddr *)&e->addr, e->addrlen) < 0 && errno != EINPROGRESS) {
-        /* reported by the writable event's SO_ERROR path below */
+        connect_failed(e, c, errno, now); /* SO_ERROR would read 0 later: handle it now */
+        return;
     }
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.u32 = (uint32_t)(c - e->conns)};
     epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev);
@@ -198,13 +225,15 @@ static void send_req(Engine *e, conn_t *c, int64_t intended, int64_t now) {
     c->pstate = P_HEAD;
     c->hlen = 0;
     c->woff = 0;
+    c->wpending = 0;
     ssize_t w = send(c->fd, e->req, e->reqlen, MSG_NOSIGNAL);
     if (w < 0) {
-        if (errno != EAGAIN) return; /* the read side sees the error (reset) */
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return; /* the read side sees the error (reset) */
         w = 0;
     }
     if ((size_t)w < e->reqlen) {
         c->woff = (size_t)w;
+        c->wpending = 1;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(c - e->conns)};
         epoll_ctl(e->ep, EPOLL_CTL_MOD, c->fd, &ev);
     }
@@ -243,24 +272,9 @@ static void fail(Engine *e, conn_t *c, int kind, int64_t now) {
 static void on_connected(Engine *e, conn_t *c, int64_t now) {
     int err = 0;
     socklen_t len = sizeof err;
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) {
-        int kind = err == ECONNREFUSED ? E_REFUSED : err == ECONNRESET ? E_RESET : err == ETIMEDOUT ? E_CONNECT_TIMEOUT : E_CONNECT;
-        /* As on the Python path: a failed connect is an error of a request that
-         * was waiting for it (closed model: the next request; open: the oldest
-         * queued arrival), so an unreachable server shows as errors, not silence. */
-        if (e->running && (e->closed_model || e->backlog_head < e->backlog.n)) {
-            int64_t intended = e->closed_model ? c->since : e->backlog.v[e->backlog_head++];
-            if (!e->closed_model) note_start(e, intended);
-            if (e->closed_model) e->sent++;
-            emit_connect_error(e, intended, c->since, now, e->errkind[kind]);
-        }
-        epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-        c->fd = -1;
-        set_state(e, c, C_CLOSED);
-        c->reopen_at = now + REOPEN_PAUSE_NS;
-        e->reopen_pending = 1;
+        connect_failed(e, c, err, now);
         return;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - e->conns)};
@@ -343,6 +357,7 @@ static int parse_head(Engine *e, conn_t *c, const char *h, size_t n) {
 
 static void complete(Engine *e, conn_t *c, int64_t rx, int64_t now) {
     int64_t s = c->status;
+    if (c->wpending) c->keepalive = 0; /* answered early (413, 401): the rest of our body would be garbage */
     emit(e, c, rx, s, s < 400 ? 0 : s >= 500 ? e->errkind[E_HTTP5XX] : e->errkind[E_HTTP4XX]);
     if (c->keepalive) {
         if (e->closed_model && e->running && (e->iterations < 0 || e->sent < e->iterations)) {
@@ -523,20 +538,24 @@ static void sweep(Engine *e, int64_t now) {
             int64_t age = now - c->send_ns;
             if (age > e->total_ns || (c->first_ns == 0 && age > e->read_ns)) fail(e, c, E_TIMEOUT, now);
         } else if (c->state == C_CONNECTING && now - c->since > e->connect_ns) {
-            if (e->running && (e->closed_model || e->backlog_head < e->backlog.n)) {
-                int64_t intended = e->closed_model ? c->since : e->backlog.v[e->backlog_head++];
-                if (!e->closed_model) note_start(e, intended);
-                if (e->closed_model) e->sent++;
-                emit_connect_error(e, intended, c->since, now, e->errkind[E_CONNECT_TIMEOUT]);
-            }
-            epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd, NULL);
-            close(c->fd);
-            c->fd = -1;
-            set_state(e, c, C_CLOSED);
-            c->reopen_at = now + REOPEN_PAUSE_NS;
-            e->reopen_pending = 1;
+            connect_failed(e, c, ETIMEDOUT, now);
         }
     }
+}
+
+/* epoll_pwait2 (ns timeouts) needs Linux 5.11 and a seccomp profile that allows
+ * it; where it is refused, epoll_wait with the timeout rounded up to whole ms. */
+static int have_pwait2 = 1;
+
+static int wait_events(Engine *e, struct epoll_event *evs, int64_t dt) {
+    if (have_pwait2) {
+        struct timespec ts = {.tv_sec = dt / 1000000000LL, .tv_nsec = dt % 1000000000LL};
+        int n = epoll_pwait2(e->ep, evs, 256, &ts, NULL);
+        if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return n;
+        have_pwait2 = 0;
+    }
+    int64_t ms = (dt + 999999) / 1000000;
+    return epoll_wait(e->ep, evs, 256, ms > 1000000 ? 1000000 : (int)ms);
 }
 
 static int any_busy(Engine *e) { return e->nbusy > 0; }
@@ -550,9 +569,12 @@ static int64_t realtime(void) {
 /* read() that also returns when the kernel received the bytes (monotonic ns in
  * *rx; left alone when the kernel gave no stamp). */
 static ssize_t read_stamped(Engine *e, int fd, int64_t rt_off, int64_t *rx) {
-    char cbuf[CMSG_SPACE(sizeof(struct timespec))];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } cbuf;
     struct iovec iov = {.iov_base = e->rbuf, .iov_len = 65536};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof cbuf.buf};
     ssize_t r = recvmsg(fd, &m, 0);
     if (r > 0) {
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
@@ -567,6 +589,52 @@ static ssize_t read_stamped(Engine *e, int fd, int64_t rt_off, int64_t *rx) {
     return r;
 }
 
+/* Act on what epoll reported: connects completing, pending writes, responses. */
+static void handle_events(Engine *e, struct epoll_event *evs, int n) {
+    int64_t now = mono();
+    /* kernel receive stamps are CLOCK_REALTIME: this maps them to monotonic */
+    int64_t rt_off = e->tick_mode ? realtime() - now : 0;
+    for (int k = 0; k < n; k++) {
+        uint32_t id = evs[k].data.u32;
+        if (id == UINT32_MAX) { /* eventfd: a stop or a feed */
+            uint64_t x;
+            ssize_t r = read(e->evfd, &x, sizeof x);
+            (void)r;
+            continue;
+        }
+        conn_t *c = &e->conns[id];
+        if (c->fd < 0) continue;
+        if (c->state == C_CONNECTING) {
+            if (evs[k].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(e, c, now);
+            continue;
+        }
+        if ((evs[k].events & EPOLLOUT) && c->wpending) {
+            ssize_t w = send(c->fd, e->req + c->woff, e->reqlen - c->woff, MSG_NOSIGNAL);
+            if (w > 0) c->woff += (size_t)w;
+            if (c->woff >= e->reqlen) {
+                c->woff = 0;
+                c->wpending = 0;
+                struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
+                epoll_ctl(e->ep, EPOLL_CTL_MOD, c->fd, &ev);
+            }
+        }
+        if (evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+            int64_t rx = now;
+            ssize_t r = e->tick_mode ? read_stamped(e, c->fd, rt_off, &rx) : read(c->fd, e->rbuf, 65536);
+            if (r > 0) {
+                if (on_data(e, c, e->rbuf, (size_t)r, rx, now) < 0) fail(e, c, E_PROTOCOL, now);
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                if (c->state == C_BUSY && c->pstate == P_UNTIL_CLOSE && r == 0) {
+                    emit(e, c, now, c->status, c->status < 400 ? 0 : c->status >= 500 ? e->errkind[E_HTTP5XX] : e->errkind[E_HTTP4XX]);
+                    conn_close(e, c, now);
+                } else {
+                    fail(e, c, E_RESET, now);
+                }
+            }
+        }
+    }
+}
+
 static int loop(Engine *e) {
     struct epoll_event evs[256];
     int64_t next_sweep = mono() + SWEEP_NS;
@@ -578,6 +646,16 @@ static int loop(Engine *e) {
             int stop = e->stop_req;
             int done_iters = e->closed_model && e->iterations >= 0 && e->outcomes >= e->iterations;
             if (now >= e->end_ns || stop || done_iters) {
+                if (!stop && !done_iters && !e->closed_model) {
+                    /* What fell due before the end still goes out, on the connections
+                     * whose responses have arrived (tick mode has not read them yet). */
+                    if (e->tick_mode) {
+                        int ready = epoll_wait(e->ep, evs, 256, 0);
+                        if (ready > 0) handle_events(e, evs, ready);
+                    }
+                    take_incoming(e);
+                    dispatch_due(e, mono());
+                }
                 e->running = 0;
                 int64_t total = e->total_ns;
                 int64_t grace = stop == 2 ? 1000000000LL : 5000000000LL;
@@ -637,62 +715,16 @@ static int loop(Engine *e) {
                 }
                 n = epoll_wait(e->ep, evs, 256, 0);
             } else {
-                int64_t dt = wake > now ? wake - now : 0;
-                struct timespec ts = {.tv_sec = dt / 1000000000LL, .tv_nsec = dt % 1000000000LL};
-                n = epoll_pwait2(e->ep, evs, 256, &ts, NULL);
+                n = wait_events(e, evs, wake > now ? wake - now : 0);
             }
         } else {
-            int64_t dt = wake - now;
-            if (dt < 0) dt = 0;
-            struct timespec ts = {.tv_sec = dt / 1000000000LL, .tv_nsec = dt % 1000000000LL};
-            n = epoll_pwait2(e->ep, evs, 256, &ts, NULL);
+            n = wait_events(e, evs, wake > now ? wake - now : 0);
         }
         if (n < 0) {
             if (errno == EINTR) continue;
             return -1;
         }
-        now = mono();
-        /* kernel receive stamps are CLOCK_REALTIME: this maps them to monotonic */
-        int64_t rt_off = 0;
-        if (e->tick_mode) rt_off = realtime() - now;
-        for (int k = 0; k < n; k++) {
-            uint32_t id = evs[k].data.u32;
-            if (id == UINT32_MAX) { /* eventfd: a stop or a feed */
-                uint64_t x;
-                ssize_t r = read(e->evfd, &x, sizeof x);
-                (void)r;
-                continue;
-            }
-            conn_t *c = &e->conns[id];
-            if (c->fd < 0) continue;
-            if (c->state == C_CONNECTING) {
-                if (evs[k].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(e, c, now);
-                continue;
-            }
-            if ((evs[k].events & EPOLLOUT) && c->woff) {
-                ssize_t w = send(c->fd, e->req + c->woff, e->reqlen - c->woff, MSG_NOSIGNAL);
-                if (w > 0) c->woff += (size_t)w;
-                if (c->woff >= e->reqlen) {
-                    c->woff = 0;
-                    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
-                    epoll_ctl(e->ep, EPOLL_CTL_MOD, c->fd, &ev);
-                }
-            }
-            if (evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                int64_t rx = now;
-                ssize_t r = e->tick_mode ? read_stamped(e, c->fd, rt_off, &rx) : read(c->fd, e->rbuf, 65536);
-                if (r > 0) {
-                    if (on_data(e, c, e->rbuf, (size_t)r, rx, now) < 0) fail(e, c, E_PROTOCOL, now);
-                } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-                    if (c->state == C_BUSY && c->pstate == P_UNTIL_CLOSE && r == 0) {
-                        emit(e, c, now, c->status, c->status < 400 ? 0 : c->status >= 500 ? e->errkind[E_HTTP5XX] : e->errkind[E_HTTP4XX]);
-                        conn_close(e, c, now);
-                    } else {
-                        fail(e, c, E_RESET, now);
-                    }
-                }
-            }
-        }
+        handle_events(e, evs, n);
     }
     /* arrivals still queued when the schedule ended were never sent: dropped */
     pthread_mutex_lock(&e->mu);
@@ -797,9 +829,9 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
         }
     }
     if (nconns < 1) nconns = 1;
-    e->req = malloc((size_t)req.len);
+    e->req = malloc((size_t)req.len ? (size_t)req.len : 1);
     e->reqlen = (size_t)req.len;
-    memcpy(e->req, req.buf, (size_t)req.len);
+    if (e->req) memcpy(e->req, req.buf, (size_t)req.len);
     PyBuffer_Release(&req);
     e->head_request = head;
     e->quantum_ns = quantum;
@@ -814,12 +846,12 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->conns = calloc((size_t)nconns, sizeof(conn_t));
     e->idle = calloc((size_t)nconns, sizeof(int));
     e->rbuf = malloc(65536);
-    if (!e->conns || !e->idle || !e->rbuf) {
+    if (!e->conns || !e->idle || !e->rbuf || !e->req) {
         PyErr_NoMemory();
         return -1;
     }
+    for (int i = 0; i < nconns; i++) e->conns[i].fd = -1; /* before anything can fail: dealloc closes fds >= 0 */
     for (int i = 0; i < nconns; i++) {
-        e->conns[i].fd = -1;
         e->conns[i].hbuf = malloc(MAX_HEAD);
         if (!e->conns[i].hbuf) {
             PyErr_NoMemory();

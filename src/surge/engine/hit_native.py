@@ -112,11 +112,14 @@ class NativeHitRunner(HitRunner):
             infos = socket.getaddrinfo(self.origin.host, self.origin.port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             return f"cannot resolve {self.origin.host}: {exc}"  # the Python path reports it as dns errors
-        family, _, _, _, sockaddr = next(
-            (i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)), (None,) * 5)
-        if family is None:
+        addrs = [(int(i[0]), i[4][0]) for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
+        if not addrs:
             return f"no IPv4/IPv6 address for {self.origin.host}"
-        self.address = (int(family), sockaddr[0], self.origin.port)
+        # The C loop connects to one address. Like create_connection, take the first that
+        # accepts (``localhost`` is often ::1 first while the server listens on 127.0.0.1
+        # only); if none does, the first, whose refusals are then counted as errors.
+        family, ip = next((a for a in addrs if _accepts(*a, self.origin.port, self.connect_t)), addrs[0])
+        self.address = (family, ip, self.origin.port)
         return None
 
     @property
@@ -168,6 +171,8 @@ class NativeHitRunner(HitRunner):
         try:
             await done
         finally:
+            if not done.done():  # cancelled: don't leave the loop running to its end
+                self.engine.stop(True)
             for t in tasks:
                 t.cancel()
             self.flush()
@@ -233,6 +238,17 @@ def quantum_ns() -> int:
     except ValueError:
         us = DEFAULT_QUANTUM_US
     return max(0, int(us * 1000))
+
+
+def _accepts(family: int, ip: str, port: int, timeout_s: float) -> bool:
+    """Whether a TCP connection to (ip, port) opens within ``timeout_s`` (at most 1 s)."""
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(min(timeout_s, 1.0))
+            s.connect((ip, port))
+        return True
+    except OSError:
+        return False
 
 
 def _settle(fut: asyncio.Future, exc: BaseException | None) -> None:
