@@ -31,7 +31,7 @@ class GeneratorHealth:
         """A sentence about hypervisor steal when there was enough to matter, else None."""
         if not self.steal_seconds or self.steal_max is None:
             return None
-        return (f"the hypervisor took up to {self.steal_max:.1f} % of this host's CPU time "
+        return (f"the hypervisor took up to {self.steal_max:.3g} % of this host's CPU time "
                 f"({self.steal_seconds} of {self.seconds} s above {STEAL_NOTE:g} %): schedule-lag "
                 "and latency spikes in those seconds come from the VM, not from surge or the server")
 
