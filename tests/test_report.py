@@ -416,3 +416,12 @@ def test_cli_report_takes_the_gates_per_metric_delta(tmp_path):
     bad = surge_cli("report", str(d), "--baseline", str(base), "--metric-delta", "nonsense", "-o", str(out))
     assert bad.rc == 2 and "--metric-delta" in bad.stderr
     assert_no_traceback(bad.stderr)
+
+
+def test_hypervisor_steal_is_a_callout_when_the_generator_kept_up(tmp_path):
+    run = read_run_dir(make_run(tmp_path / "r"))
+    run.summary["generator"] = {"bound": False, "explanation": "generator kept up: the figures describe the "
+                                "server; the hypervisor took up to 7.5 % of this host's CPU time"}
+    assert 'class="callout ">generator kept up: the figures describe the server; the hypervisor' in render_run_body(run)
+    run.summary["generator"] = {"bound": False, "explanation": "generator kept up: the figures describe the server"}
+    assert "generator kept up" not in render_run_body(run)  # nothing to say: no callout

@@ -236,6 +236,8 @@ def _verdict(run: RunData, comparison: dict[str, Any] | None) -> str:
     gen = s.get("generator") if isinstance(s.get("generator"), dict) else {}
     if gen.get("bound"):
         parts.append(_callout(str(gen.get("explanation") or "the load generator was the bottleneck"), "bad"))
+    elif "hypervisor" in str(gen.get("explanation") or ""):  # steal on a VM: worth knowing, not surge's fault
+        parts.append(_callout(str(gen["explanation"])))
     dropped = (s.get("iterations") or {}).get("dropped") if isinstance(s.get("iterations"), dict) else None
     if dropped:
         parts.append(_callout(f"{dropped} iterations were dropped (no free VU when they were due): the "
