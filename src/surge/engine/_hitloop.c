@@ -70,7 +70,7 @@ typedef struct {
     size_t woff;
     int wpending; /* part of the request is still to be written (woff says from where) */
     /* response parsing */
-    int pstate, status, keepalive, chunked, head_only_status;
+    int pstate, status, keepalive, chunked;
     int64_t remaining;
     char *hbuf;
     size_t hlen;
@@ -107,7 +107,6 @@ typedef struct {
     /* shared with other threads, under mu */
     pthread_mutex_t mu;
     vec_t incoming, out, lags, starts, drops;
-    int fed_all;
     volatile int stop_req;   /* 1: stop issuing, drain; 2: drain with the short grace */
     volatile int64_t connects, open_conns;
 } Engine;
@@ -699,9 +698,10 @@ static int loop(Engine *e) {
          * kernel's receive time (SO_TIMESTAMPNS) so reading late does not bias
          * latency. On this project's VMs each wake-up of an idle vCPU costs tens
          * of us of system time: waking for every arrival and every response
-         * (5,000 req/s, 50 connections) measured 60-85 us CPU per request against
-         * h2load's 20-25, which wakes ~390 times a second (strace) because its
-         * per-connection rate timers fire together. The quantum bounds the lag
+         * (5,000 req/s, 50 connections) measured 60-85 us CPU per request, a
+         * 500 us quantum 29-33 and 1 ms 21-23, against h2load's 20-25, which wakes
+         * ~390 times a second (strace) because its per-connection rate timers
+         * fire together (bench/peers.py, interleaved). The quantum bounds the lag
          * this adds to each send. With nothing in flight the loop sleeps on
          * epoll as usual, so low rates cost nothing. */
         int n;
