@@ -211,3 +211,15 @@ def test_make_hit_runner_picks_the_engine(monkeypatch):
     monkeypatch.setenv(ENGINE_ENV, "native")
     with pytest.raises(NativeUnavailable, match="HTTPS" if native_available() else "not built"):
         _runner("https://127.0.0.1:8443/")
+
+
+def test_an_engine_that_cannot_be_had_is_a_usage_error(monkeypatch, test_server):
+    """SURGE_HIT_ENGINE=native with HTTPS, or a value that is no engine: exit 2, one line, no worker crash."""
+    monkeypatch.setenv(ENGINE_ENV, "native")
+    rc, _, err = surge_json("hit", "https://127.0.0.1:9/", "-d", "1s", "-w", "1", "--no-preflight")
+    assert rc == 2, err
+    assert "SURGE_HIT_ENGINE=native: HTTPS targets use the Python path" in err
+    assert_no_traceback(err)
+    monkeypatch.setenv(ENGINE_ENV, "fast")
+    rc, _, err = surge_json("hit", test_server + "/", "-d", "1s", "-w", "1")
+    assert rc == 2 and "use auto, native or python" in err

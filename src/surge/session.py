@@ -22,7 +22,7 @@ from surge.analysis.summary import build_summary
 from surge.analysis.thresholds import Threshold, evaluate
 from surge.api.errors import UsageError
 from surge.engine.coordinator import Output, RunOutcome, RunSpec, execute, planned_seconds
-from surge.engine.hit_native import expected_engine
+from surge.engine.hit_native import check_engine_choice, expected_engine
 from surge.engine.loader import ScenarioSet
 from surge.metrics.aggregate import RunAggregate
 from surge.results.meta import git_info, host_info, now_iso, options_dict
@@ -118,6 +118,8 @@ def run_session(
         from dataclasses import replace
 
         spec = replace(spec, setup_data=setup_data)
+    if spec.hit is not None:
+        check_engine_choice(spec.hit.url)
     model = "hit" if spec.hit is not None else "replay" if spec.replay is not None else spec.options.resolved_model()
     meta = {
         "run_id": None,

@@ -31,7 +31,7 @@ from time import monotonic_ns
 
 import numpy as np
 
-from surge.api.errors import ErrorKind
+from surge.api.errors import ErrorKind, UsageError
 from surge.engine.hit import HitRunner
 from surge.engine.messages import WorkerPlan
 from surge.engine.models.arrival import arrival_stream
@@ -76,6 +76,18 @@ def expected_engine(url: str) -> str:
     if choice == "python" or _hitloop is None or url.lower().startswith("https:"):
         return "python"
     return "native"
+
+
+def check_engine_choice(url: str) -> None:
+    """Raise :class:`UsageError` (exit 2, before any worker starts) when
+    ``SURGE_HIT_ENGINE=native`` asks for what cannot be had for ``url``."""
+    choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "native", "python"):
+        raise UsageError(f"{ENGINE_ENV}={choice!r}: use auto, native or python")
+    if choice == "native" and expected_engine(url) != "native":
+        why = ("the compiled extension surge.engine._hitloop is not built (reinstall with a C compiler "
+               "and the Python headers)" if _hitloop is None else "HTTPS targets use the Python path (TLS)")
+        raise UsageError(f"{ENGINE_ENV}=native: {why}; unset it to let surge choose")
 
 
 def make_hit_runner(plan: WorkerPlan, recorder: Recorder, share: Share) -> HitRunner:
@@ -260,4 +272,4 @@ def _settle(fut: asyncio.Future, exc: BaseException | None) -> None:
         fut.set_exception(exc)
 
 
-__all__ = ["NativeHitRunner", "NativeUnavailable", "expected_engine", "make_hit_runner", "native_available"]
+__all__ = ["NativeHitRunner", "NativeUnavailable", "check_engine_choice", "expected_engine", "make_hit_runner", "native_available"]
