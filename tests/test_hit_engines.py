@@ -126,7 +126,7 @@ def test_response_framing(engine, test_server, path):
 
 
 def test_head_against_the_test_server(engine, test_server):
-    """tests/servers.py answers HEAD / with its 2-byte body (not RFC 9110 compliant)."""
+    """tests/servers.py answers HEAD with headers only (Content-Length: 2, no body)."""
     rc, s, err = hit(test_server + "/", "-m", "HEAD", "-n", "50", "-c", "2", "--timeout", "2s")
     assert rc == 0, (err, s and s["errors_by_type"])
     assert s["requests"] == 50

@@ -48,6 +48,12 @@ class GeneratorHealth:
         )
 
 
+def steal_noted(generator: dict[str, Any]) -> bool:
+    """Whether a summary's ``generator`` section names hypervisor steal (see :meth:`GeneratorHealth.steal_note`):
+    shown by the terminal and the report even when the generator kept up."""
+    return "the hypervisor took" in str(generator.get("explanation") or "")
+
+
 def assess(rows: list[dict[str, Any]], open_model: bool) -> GeneratorHealth:
     """Flag a run whose generator was saturated (CPU > 90 % or schedule lag p99 > 10 ms)
     for more than 10 % of its seconds, and at least 2 of them."""

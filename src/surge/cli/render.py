@@ -8,6 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from surge.analysis.generator import steal_noted
+
 _COLS = ("p50", "p90", "p95", "p99", "p99.9", "max")
 
 
@@ -35,7 +37,7 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     )
     if s["generator"]["bound"]:
         console.print(f"[bold red]{s['generator']['explanation']}[/]")
-    elif "hypervisor" in (s["generator"].get("explanation") or ""):
+    elif steal_noted(s["generator"]):
         console.print(f"[yellow]{s['generator']['explanation']}[/]")  # steal: a VM, not surge
     # One scenario: its name would repeat on every row, so the column is left out.
     narrow = console.width < 130

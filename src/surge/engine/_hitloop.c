@@ -182,14 +182,7 @@ static void connect_failed(Engine *e, conn_t *c, int err, int64_t now) {
         else note_start(e, intended);
         emit_connect_error(e, intended, c->since, now, e->errkind[kind]);
     }
-    if (c->fd >= 0) {
-        epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-    }
-    c->fd = -1;
-    set_state(e, c, C_CLOSED);
-    c->reopen_at = now + REOPEN_PAUSE_NS;
-    e->reopen_pending = 1;
+    conn_close(e, c, now + REOPEN_PAUSE_NS); /* still C_CONNECTING: never counted as open */
 }
 
 static void conn_open(Engine *e, conn_t *c, int64_t now) {
@@ -354,10 +347,15 @@ static int parse_head(Engine *e, conn_t *c, const char *h, size_t n) {
     return 0;
 }
 
+/* The error kind of an HTTP status: none below 400, else http_4xx / http_5xx. */
+static int64_t status_error(Engine *e, int64_t s) {
+    return s < 400 ? 0 : s >= 500 ? e->errkind[E_HTTP5XX] : e->errkind[E_HTTP4XX];
+}
+
 static void complete(Engine *e, conn_t *c, int64_t rx, int64_t now) {
     int64_t s = c->status;
     if (c->wpending) c->keepalive = 0; /* answered early (413, 401): the rest of our body would be garbage */
-    emit(e, c, rx, s, s < 400 ? 0 : s >= 500 ? e->errkind[E_HTTP5XX] : e->errkind[E_HTTP4XX]);
+    emit(e, c, rx, s, status_error(e, s));
     if (c->keepalive) {
         if (e->closed_model && e->running && (e->iterations < 0 || e->sent < e->iterations)) {
             e->sent++;
@@ -624,7 +622,7 @@ static void handle_events(Engine *e, struct epoll_event *evs, int n) {
                 if (on_data(e, c, e->rbuf, (size_t)r, rx, now) < 0) fail(e, c, E_PROTOCOL, now);
             } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
                 if (c->state == C_BUSY && c->pstate == P_UNTIL_CLOSE && r == 0) {
-                    emit(e, c, now, c->status, c->status < 400 ? 0 : c->status >= 500 ? e->errkind[E_HTTP5XX] : e->errkind[E_HTTP4XX]);
+                    emit(e, c, now, c->status, status_error(e, c->status));
                     conn_close(e, c, now);
                 } else {
                     fail(e, c, E_RESET, now);

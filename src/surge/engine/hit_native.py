@@ -69,11 +69,25 @@ def native_available() -> bool:
     return _hitloop is not None
 
 
+def _engine_choice() -> str:
+    """``SURGE_HIT_ENGINE``, normalised (``auto`` when unset or empty)."""
+    return os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+
+
+def _static_reason(tls: bool) -> str | None:
+    """Why the compiled loop can't serve a target, as far as is known without resolving it."""
+    if _hitloop is None:
+        return ("the compiled extension surge.engine._hitloop is not built (reinstall with a C compiler "
+                "and the Python headers)")
+    if tls:
+        return "HTTPS targets use the Python path (TLS)"
+    return None
+
+
 def expected_engine(url: str) -> str:
     """``"native"`` or ``"python"``: the engine the workers will pick for ``url`` (for the
     run's metadata; a host that does not resolve still falls back to ``python``)."""
-    choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
-    if choice == "python" or _hitloop is None or url.lower().startswith("https:"):
+    if _engine_choice() == "python" or _static_reason(url.lower().startswith("https:")):
         return "python"
     return "native"
 
@@ -81,18 +95,17 @@ def expected_engine(url: str) -> str:
 def check_engine_choice(url: str) -> None:
     """Raise :class:`UsageError` (exit 2, before any worker starts) when
     ``SURGE_HIT_ENGINE=native`` asks for what cannot be had for ``url``."""
-    choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+    choice = _engine_choice()
     if choice not in ("auto", "native", "python"):
         raise UsageError(f"{ENGINE_ENV}={choice!r}: use auto, native or python")
-    if choice == "native" and expected_engine(url) != "native":
-        why = ("the compiled extension surge.engine._hitloop is not built (reinstall with a C compiler "
-               "and the Python headers)" if _hitloop is None else "HTTPS targets use the Python path (TLS)")
+    why = _static_reason(url.lower().startswith("https:"))
+    if choice == "native" and why:
         raise UsageError(f"{ENGINE_ENV}=native: {why}; unset it to let surge choose")
 
 
 def make_hit_runner(plan: WorkerPlan, recorder: Recorder, share: Share) -> HitRunner:
     """The runner for ``plan.hit``: the compiled loop where it applies, else the Python path."""
-    choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+    choice = _engine_choice()
     if choice == "python":
         return HitRunner(plan, recorder, share)
     runner = NativeHitRunner(plan, recorder, share)
@@ -116,10 +129,9 @@ class NativeHitRunner(HitRunner):
 
     def unusable_reason(self) -> str | None:
         """Why the compiled loop can't run this target, or None (and the address is resolved)."""
-        if _hitloop is None:
-            return "the compiled extension surge.engine._hitloop is not built (pip install needs a C compiler)"
-        if self.origin.tls:
-            return "HTTPS targets use the Python path (TLS)"
+        why = _static_reason(self.origin.tls)
+        if why:
+            return why
         try:
             infos = socket.getaddrinfo(self.origin.host, self.origin.port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:

@@ -24,6 +24,7 @@ from html import escape
 from types import SimpleNamespace
 from typing import Any
 
+from surge.analysis.generator import steal_noted
 from surge.analysis.summary import stats_summary
 from surge.metrics.stats import RequestStats
 from surge.report import figures as F
@@ -236,7 +237,7 @@ def _verdict(run: RunData, comparison: dict[str, Any] | None) -> str:
     gen = s.get("generator") if isinstance(s.get("generator"), dict) else {}
     if gen.get("bound"):
         parts.append(_callout(str(gen.get("explanation") or "the load generator was the bottleneck"), "bad"))
-    elif "hypervisor" in str(gen.get("explanation") or ""):  # steal on a VM: worth knowing, not surge's fault
+    elif steal_noted(gen):  # steal on a VM: worth knowing, not surge's fault
         parts.append(_callout(str(gen["explanation"])))
     dropped = (s.get("iterations") or {}).get("dropped") if isinstance(s.get("iterations"), dict) else None
     if dropped:
