@@ -420,12 +420,16 @@ TOOLS: dict[str, Tool] = {
              env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "0"}),
         Tool("surge-hit-q1000", surge_binary, surge_hit_command, surge_parse,
              env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "1000"}),
+        # h2load's burstiness: its 50 per-connection --rps timers fire together, 50
+        # requests every 10 ms. Same load shape, to compare engines like for like.
+        Tool("surge-hit-q10000", surge_binary, surge_hit_command, surge_parse,
+             env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "10000"}),
         Tool("surge-run", surge_binary, surge_run_command, surge_parse),
     ]
 }
 
 
-VARIANTS = ("surge-hit-q0", "surge-hit-q1000")  # tuning comparisons, only when named
+VARIANTS = ("surge-hit-q0", "surge-hit-q1000", "surge-hit-q10000")  # tuning comparisons, only when named
 
 
 def add_base_revision(rev: str) -> list[str]:

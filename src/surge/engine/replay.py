@@ -25,6 +25,7 @@ import numpy as np
 from surge.engine.http.client import Client, Timeouts
 from surge.engine.http.pool import ConnectionPool
 from surge.engine.messages import WorkerPlan
+from surge.engine.models.arrival import WAKE_GAP_NS
 from surge.engine.recorder import Recorder
 from surge.engine.replay_trace import Trace, load_trace
 from surge.engine.runtime import NS, Runtime, Share
@@ -116,6 +117,7 @@ class ReplayRunner:
         rec = self.recorder
         tr = self.trace
         burst = 0
+        woke = 0
         for i, due_off in enumerate(self.due_ns.tolist()):
             due = start + due_off
             if due >= end_ns:
@@ -123,9 +125,10 @@ class ReplayRunner:
             now = monotonic_ns()
             if due > now:
                 burst = 0
-                if not await rt.sleep_until(due):
+                # one wake-up per WAKE_GAP_NS at most, like the arrival dispatcher
+                if not await rt.sleep_until_precise(max(due, woke + WAKE_GAP_NS)):
                     break
-                now = monotonic_ns()
+                now = woke = monotonic_ns()
             elif rt.stop.is_set():
                 break
             rt.note_lag(due, now)

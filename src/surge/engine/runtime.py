@@ -83,6 +83,7 @@ class Runtime:
     tracebacks: dict[str, str] = field(default_factory=dict)  # exception type -> first traceback
     interrupted: int = 0  # iterations cancelled at the hard stop
     fatal: str | None = None  # a usage error raised inside the run (e.g. relative URL, no base URL)
+    timer: Any = None  # PreciseTimer for arrival wake-ups (engine/precise_timer.py), set by the worker
     schedule_end_ns: int = 0  # when the model's schedule ends (0: not known); bounds pace()
     _cum_weights: list[float] = field(default_factory=list)
     _vu_counter: int = 0
@@ -118,6 +119,26 @@ class Runtime:
             # due time under 1 ms away costs up to 1 ms of schedule lag instead; the
             # latency is measured from the due time all the same.
             await asyncio.sleep(min(max(delay, MIN_SLEEP), STOP_POLL))
+        return False
+
+    async def sleep_until_precise(self, t_ns: int) -> bool:
+        """:meth:`sleep_until` to within tens of us (a timerfd), for arrival schedules.
+
+        Falls back to :meth:`sleep_until` without a timer, or while another
+        coroutine uses it (it has one sleeper).
+        """
+        timer = self.timer
+        if timer is None or timer.busy:
+            return await self.sleep_until(t_ns)
+        stop = self.stop
+        while not stop.is_set():
+            delay = (t_ns - monotonic_ns()) / NS
+            if delay <= 0:
+                return True
+            if delay > STOP_POLL:  # long waits in slices, to notice a stop
+                await asyncio.sleep(STOP_POLL)
+            else:
+                await timer.sleep_until(t_ns)
         return False
 
     # -- VUs and iterations ----------------------------------------------------

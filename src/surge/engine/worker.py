@@ -205,6 +205,10 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
             rt.stop.set()  # the coordinator is gone: stop
 
     loop.add_reader(conn.fileno(), on_command)
+    # Sub-ms wake-ups for open-model arrivals (engine/precise_timer.py); None off Linux.
+    from surge.engine.precise_timer import precise_timer
+
+    rt.timer = precise_timer(loop)
     mon = _SelfMonitor()
     sent_tb: set[str] = set()
 
@@ -272,4 +276,6 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
         probe.cancel()
         loop.remove_reader(conn.fileno())
         pool.close()
+        if rt.timer is not None:
+            rt.timer.close()
     tick(last_k + 1, True)

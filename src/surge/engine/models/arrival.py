@@ -19,6 +19,7 @@ from surge.engine.models.schedule import RateCurve, split_int
 from surge.engine.runtime import NS, Runtime, Share, VUSlot
 
 BURST = 256  # arrivals dispatched back to back before yielding to the loop
+WAKE_GAP_NS = 600_000  # ns: shortest time between two arrival wake-ups (the lag bound at high rates)
 DEFAULT_MAX_VUS = 1000
 
 
@@ -69,6 +70,7 @@ async def due_arrivals(
     stream = arrival_stream(rt, curve, poisson=poisson, share=share, cv=cv)
     rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     burst = 0
+    woke = 0
     for off in stream:
         t = rt.start_ns + int(off * NS)
         if t >= end_ns:
@@ -76,9 +78,12 @@ async def due_arrivals(
         now = monotonic_ns()
         if t > now:
             burst = 0
-            if not await rt.sleep_until(t):
+            # At most one wake-up per WAKE_GAP_NS: at high rates the arrivals due in
+            # between go out together, each at most WAKE_GAP_NS late, and the loop
+            # does not pay a wake-up per arrival (at 5,000/s: ~1,700 instead of 5,000).
+            if not await rt.sleep_until_precise(max(t, woke + WAKE_GAP_NS)):
                 return
-            now = monotonic_ns()
+            now = woke = monotonic_ns()
         elif rt.stop.is_set():
             return
         rt.note_lag(t, now)
