@@ -2,15 +2,16 @@
 
 Usage (after `bash bench/setup.sh`):
 
-    .venv/bin/python bench/memory.py [--vus 10000] [--soak 60] [--rate 10000]
+    .venv/bin/python bench/memory.py [--vus 10000] [--soak 60] [--rate 10000] [--soak-models hit,run]
 
 Starts nginx on 127.0.0.1 (one worker, core 0), then
 
 1. runs 10,000 VUs (each holds its own keep-alive connection and sleeps 1 s
    between requests) and reports the peak RSS summed over the coordinator and
    its workers;
-2. runs an open model at --rate req/s for --soak s, samples the total RSS every
-   second and fits a line to the second half: the slope, extrapolated to one hour.
+2. runs `surge hit --rate` and a scripted scenario (`surge run --rate`, one GET and
+   a check) at --rate req/s for --soak s each, samples the total RSS every second
+   and fits a line to the second half: the slope, extrapolated to one hour.
 
 Targets (issue "Foundation"): < 1 GiB total for 10k VUs; < 50 MiB/hour growth.
 """
@@ -18,6 +19,7 @@ Targets (issue "Foundation"): < 1 GiB total for 10k VUs; < 50 MiB/hour growth.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,8 @@ def main() -> None:
     ap.add_argument("--soak", type=float, default=60.0, help="s of the growth run")
     ap.add_argument("--rate", type=float, default=10_000.0)
     ap.add_argument("--port", type=int, default=18391)
+    ap.add_argument("--soak-models", default="hit,run",
+                    help="comma list: hit (surge hit --rate) and/or run (a scripted scenario, open model)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -114,8 +118,6 @@ def main() -> None:
                 ],
                 20,
             )
-            import json
-
             try:
                 s = json.loads(out)
                 detail = f"requests {s['requests']:,}, errors {s['errors']:,}, connections {s['connections_opened']:,}"
@@ -126,31 +128,38 @@ def main() -> None:
                 f"{a.vus:,} VUs: peak RSS {peak:,.0f} MiB total (target < 1024 MiB) "
                 f"{'PASS' if peak < 1024 else 'MISS'}  [{detail}]"
             )
-            samples, _ = sample_run(
-                [
-                    "hit",
-                    url + "/",
-                    "--rate",
-                    str(a.rate),
-                    "-c",
-                    "200",
-                    "-d",
-                    f"{a.soak}s",
-                    "--no-save",
-                    "--json",
-                ],
-                a.soak,
+            hello = tmp / "hello.py"
+            hello.write_text(
+                "from surge import check\n\nasync def hello(client):\n"
+                "    r = await client.get('/')\n    check(r, {'200': lambda r: r.status == 200})\n"
             )
-            half = samples[len(samples) // 2 :]
-            if len(half) >= 3:
+            soaks = {
+                "hit": ["hit", url + "/", "-c", "200"],
+                "run": ["run", str(hello), "--base-url", url, "--vus", "200"],
+            }
+            for label in a.soak_models.split(","):
+                cmd = soaks[label.strip()]
+                samples, out = sample_run(
+                    [*cmd, "--rate", str(a.rate), "-d", f"{a.soak}s", "--no-save", "--json", "--quiet"]
+                    if label.strip() == "run"
+                    else [*cmd, "--rate", str(a.rate), "-d", f"{a.soak}s", "--no-save", "--json"],
+                    a.soak,
+                )
+                half = samples[len(samples) // 2 :]
+                if len(half) < 3:
+                    print(f"surge {label}: soak too short to fit a slope")
+                    continue
                 slope = np.polyfit(np.arange(len(half)), np.array(half), 1)[0]  # MiB per s
                 per_hour = slope * 3600
+                try:
+                    achieved = f", achieved {json.loads(out)['rps']:,.0f} req/s"
+                except (ValueError, KeyError):
+                    achieved = ""
                 print(
-                    f"{a.rate:,.0f} req/s for {a.soak:.0f} s: RSS {samples[0]:.0f} -> {samples[-1]:.0f} MiB, "
-                    f"growth {per_hour:+.1f} MiB/hour extrapolated (target < 50) {'PASS' if per_hour < 50 else 'MISS'}"
+                    f"surge {label} at {a.rate:,.0f} req/s for {a.soak:.0f} s{achieved}: RSS {samples[0]:.0f} -> "
+                    f"{samples[-1]:.0f} MiB (peak {max(samples):.0f}), growth {per_hour:+.1f} MiB/hour extrapolated "
+                    f"from the second half (target < 50) {'PASS' if per_hour < 50 else 'MISS'}"
                 )
-            else:
-                print("soak too short to fit a slope")
         finally:
             ngx.terminate()
             ngx.wait(timeout=10)

@@ -18,6 +18,7 @@ from surge.api.errors import SurgeError
 from surge.engine.http.client import Client, Timeouts
 from surge.engine.http.pool import ConnectionPool
 from surge.engine.messages import Failed, Ready, Start, Stop, Tick, WorkerPlan
+from surge.engine.precise_timer import precise_timer
 from surge.engine.recorder import Recorder
 from surge.engine.runtime import NS, Runtime, Share
 from surge.metrics.stats import SecondStats
@@ -206,8 +207,6 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
 
     loop.add_reader(conn.fileno(), on_command)
     # Sub-ms wake-ups for open-model arrivals (engine/precise_timer.py); None off Linux.
-    from surge.engine.precise_timer import precise_timer
-
     rt.timer = precise_timer(loop)
     mon = _SelfMonitor()
     sent_tb: set[str] = set()
