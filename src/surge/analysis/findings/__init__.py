@@ -58,14 +58,18 @@ def diagnose(
     for f in (_generator(summary), error_onset(tl, series), saturation_knee(tl, open_model=open_model)):
         if f is not None:
             out.append(f)
-    hot_finding, hot_names = hot_functions(stacks) if stacks else (None, [])
+    hot_finding, hot_names, hot_shares = hot_functions(stacks) if stacks else (None, [], {})
     procs = proc_series(sut or [], ncpu or os.cpu_count() or 1)
+    # CPU s of the busiest monitored process (the profiled server, as a rule): with the hot
+    # functions' shares it estimates how much CPU one request of an endpoint costs
+    sut_cpu_s = max((float(np.sum(d["cpu_pct"])) / 100.0 for d in procs.values()), default=None)
     cpu_f, cpu_frac = cpu_or_waiting(tl, procs, open_model=open_model, hot=hot_names)
     if cpu_f is not None:
         out.append(cpu_f)
     if hot_finding is not None:
         out.append(hot_finding)
-    out.extend(endpoint_signatures(summary, sut_cpu_fraction=cpu_frac, hot=hot_names))
+    out.extend(endpoint_signatures(summary, sut_cpu_fraction=cpu_frac, hot=hot_names, hot_shares=hot_shares,
+                                   sut_cpu_s=sut_cpu_s))
     drift = latency_drift(tl, open_model=open_model)
     if drift is not None:
         out.append(drift)

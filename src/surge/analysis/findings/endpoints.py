@@ -15,6 +15,9 @@ HEAVY_TAIL = 5.0  # p99/p50 above this: some requests wait much longer than the 
 # below it a slow endpoint's cost is steady (the same work or waits on every request)
 HEAVY_TAIL_MIN_MS = 100.0
 MIN_REQUESTS = 50
+COMPUTE_SHARE = 0.25  # a handler computes when its CPU per request is at least this share of
+# the endpoint's service p50; below, it is in the profile but its time goes to waiting
+# (the demo's N+1 list handler: ~1.3 ms of CPU in a 27 ms request, 13 % of the samples)
 
 
 def _label(n: dict[str, Any]) -> str:
@@ -53,20 +56,36 @@ def _shared_tail(names: list[dict[str, Any]], hot: list[str]) -> Finding | None:
                        for n in tails[:8]))
 
 
+def _cpu_per_request_ms(handler: str, requests: int, hot_shares: dict[str, float] | None,
+                        sut_cpu_s: float | None) -> float | None:
+    """Estimated CPU ms per request of an endpoint: its handler's share of the profile's
+    samples times the server's CPU s, over the endpoint's requests (None when unknown)."""
+    share = (hot_shares or {}).get(handler)
+    if share is None or not sut_cpu_s or requests <= 0:
+        return None
+    return share * sut_cpu_s * 1000.0 / requests
+
+
 def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | None = None,
-                        hot: list[str] | None = None) -> list[Finding]:
+                        hot: list[str] | None = None, hot_shares: dict[str, float] | None = None,
+                        sut_cpu_s: float | None = None) -> list[Finding]:
     """Findings for endpoints much slower than the rest, told apart by the shape of their tail.
 
     ``sut_cpu_fraction`` (0-1 of the SUT's usable cores, mean over the run) sharpens the
     wording: a slow endpoint on an idle server is waiting, not working. ``hot`` (the
-    profile's hot application functions) tells a computing endpoint from a waiting one.
+    profile's hot application functions) tells a computing endpoint from a waiting one;
+    with ``hot_shares`` (each one's share of the samples, 0-1) and ``sut_cpu_s`` (the
+    server's CPU s over the run) a handler in the profile counts as computing only when
+    its CPU per request is a real part of the endpoint's time.
     """
     # One row per (method, name): several scenarios may call the same endpoint; the row
     # with the most requests speaks for it (percentiles of rows cannot be merged).
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    totals: dict[tuple[str, str], int] = {}
     for n in summary.get("names", []):
+        key = (n["method"], n["name"])
+        totals[key] = totals.get(key, 0) + int(n.get("requests", 0))
         if n.get("requests", 0) >= MIN_REQUESTS and (n.get("service") or {}).get("p50") is not None:
-            key = (n["method"], n["name"])
             if key not in rows or n["requests"] > rows[key]["requests"]:
                 rows[key] = n
     names = list(rows.values())
@@ -89,6 +108,12 @@ def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | No
         ev = (f"service p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)} (p99/p50 {tail:.1f}) over {n['requests']} requests",
               f"median of the other endpoints: service p50 {fmt_ms(typical)}")
         handler = _handler(n["name"], hot or [])
+        cpu_ms = _cpu_per_request_ms(handler, totals[(n["method"], n["name"])], hot_shares, sut_cpu_s) \
+            if handler else None
+        if handler and cpu_ms is not None and cpu_ms < COMPUTE_SHARE * p50:
+            ev = (*ev, f"its handler (by name) {handler} is in the profile, but at about {fmt_ms(cpu_ms)} of CPU "
+                       f"per request of a {fmt_ms(p50)} median: it waits more than it computes")
+            handler = None
         if slow and shared is not None and handler is None:
             # its tail belongs to the shared queue: the steady cost cannot be read from its shape
             out.append(Finding(
@@ -107,7 +132,8 @@ def endpoint_signatures(summary: dict[str, Any], *, sut_cpu_fraction: float | No
                 detail=(f"Its handler (by name) {handler} is among the profile's hot code: the time goes to "
                         "computation on every request. Cache or precompute the result, or make the "
                         "computation cheaper; on an async server it also blocks every other request."),
-                evidence=(*ev, f"hot function matching the path: {handler}")))
+                evidence=(*ev, f"hot function matching the path: {handler}"
+                               + (f", about {fmt_ms(cpu_ms)} of CPU per request" if cpu_ms is not None else ""))))
         elif slow and tail < HEAVY_TAIL:
             out.append(Finding(
                 kind="slow_endpoint", severity="warning", subject=_label(n),

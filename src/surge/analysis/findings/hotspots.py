@@ -13,14 +13,15 @@ def _short(fn: str) -> str:
     return f"{name} ({where.rstrip(')').rsplit('/', 1)[-1]})" if where else name
 
 
-def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
+def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str], dict[str, float]]:
     """The application functions with the largest total share of samples (at least 10 %).
 
-    Returns the finding and the short names, hottest first (for other findings to cite).
+    Returns the finding, the short names hottest first (for other findings to cite), and
+    each one's share (0-1) of the samples, in it or below.
     """
     total = sum(stacks.values())
     if total <= 0:
-        return None, []
+        return None, [], {}
     tot: dict[str, int] = {}
     own: dict[str, int] = {}
     depth: dict[str, int] = {}
@@ -47,8 +48,9 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
     app.sort(key=lambda fc: (-fc[1], -own.get(fc[0], 0)))
     hot = [(fn, c) for fn, c in app if c / total >= MIN_SHARE][:5]
     if not hot:
-        return None, []
+        return None, [], {}
     names = [_short(fn) for fn, _ in hot]
+    shares = {_short(fn): c / total for fn, c in hot}
     # The chain of functions that hold most of the hottest total, outermost first: a
     # handler, the function it calls for the work, and that one's helpers.
     top_total = hot[0][1]
@@ -64,4 +66,4 @@ def hot_functions(stacks: dict[str, int]) -> tuple[Finding | None, list[str]]:
         detail=(f"Of the {total} samples the profiler took, these application functions were on the stack "
                 "in the shares below (running, or calling what ran). Making the hottest cheaper shortens "
                 "every request that reaches it."),
-        evidence=ev), names
+        evidence=ev), names, shares
