@@ -23,6 +23,7 @@ Usage:  bash bench/setup.sh && .venv/bin/python bench/peers.py [--tools ...]
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
@@ -437,8 +438,20 @@ def add_base_revision(rev: str) -> list[str]:
     temporary worktree and run with this venv, so a change is measured against its parent
     interleaved in one run (A B A B), the only comparison this VM's drift allows."""
     wt = Path(tempfile.mkdtemp(prefix="surge-bench-base-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), rev], check=True,
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--quiet", "--detach", str(wt), rev], check=True,
                    stdout=subprocess.DEVNULL)
+    atexit.register(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    src = Path("src/surge/engine/_hitloop.c")
+    if (wt / src).is_file():
+        # The compiled hit loop is not in git. Same C source as here: this build's module is
+        # that revision's; otherwise surge-hit@base runs its Python path, and says so.
+        same = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", str(src)]).returncode == 0
+        built = sorted((ROOT / src.parent).glob("_hitloop*.so"))
+        if same and built:
+            shutil.copy2(built[-1], wt / src.parent / built[-1].name)
+        else:
+            print(f"note: _hitloop.c differs at {rev} (or is not built here): surge-hit@base runs its Python path")
     wrapper = wt / "surge-base"
     wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={wt / 'src'} exec {ROOT / '.venv' / 'bin' / 'python'} "
                        "-c 'from surge.cli.main import main; main()' \"$@\"\n")
