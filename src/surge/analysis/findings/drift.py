@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from surge.analysis.findings.base import Finding, Timeline, fmt_ms
 
@@ -42,6 +41,9 @@ def latency_drift(tl: Timeline, *, open_model: bool) -> Finding | None:
         return None
     tw = t[: nwin * WINDOW_S].reshape(nwin, WINDOW_S).mean(axis=1)
     yw = np.median(p95[: nwin * WINDOW_S].reshape(nwin, WINDOW_S), axis=1)
+    # imported here, not at module level: scipy.stats takes ~0.7 s, and most runs are too short
+    from scipy import stats
+
     slope, icpt, _, _ = stats.theilslopes(yw, tw)
     tau, p = stats.kendalltau(tw, yw)
     start, end = icpt + slope * tw[0], icpt + slope * tw[-1]
@@ -66,6 +68,8 @@ def memory_growth(t: np.ndarray, rss_mb: np.ndarray, label: str) -> Finding | No
     t, rss = t[ok], rss_mb[ok]
     if len(t) < MIN_SOAK_S:
         return None
+    from scipy import stats
+
     slope, icpt, _, _ = stats.theilslopes(rss, t)
     tau, p = stats.kendalltau(t, rss)
     per_h = slope * 3600
