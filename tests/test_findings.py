@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 
-from surge.analysis.findings import diagnose
+from surge.analysis.findings import diagnose, profiled_cpu_s
 from surge.metrics.stats import RequestStats, SecondStats
 
 
@@ -220,3 +221,29 @@ def test_a_tail_shared_by_most_endpoints_is_one_finding():
     assert "heavy_tail" not in _kinds(fs)
     slow = [f for f in fs if f.kind == "slow_endpoint"]
     assert [f.subject for f in slow] == ["GET /c"] and "on its own" in slow[0].title
+
+
+def test_the_profiled_unit_and_every_endpoint_of_a_handler_share_its_cpu():
+    # a busy database next to the profiled app: the app's CPU (matched by py-spy's PID) counts
+    sut = [{"t": float(i + 1), "dt": 1.0, "procs": {
+        "postgres:10": {"pid": 10, "alive": True, "procs": 1, "cpu_pct": 95.0, "rss_mb": 100.0},
+        "python3:42": {"pid": 42, "alive": True, "procs": 1, "cpu_pct": 40.0, "rss_mb": 50.0}}}
+        for i in range(10)]
+    stacks = {"process 42 (python3 app.py);run (asyncio/runners.py);handle (starlette/routing.py);"
+              "Shop.list_products (shop/app.py);Database.fetchone (shop/db.py)": 130,
+              "process 42 (python3 app.py);run (asyncio/runners.py);handle (starlette/routing.py);"
+              "Shop.recommendations (shop/app.py);compute_similarity_scores (shop/app.py)": 150,
+              "process 42 (python3 app.py);run (asyncio/runners.py)": 720}
+    assert profiled_cpu_s(sut, stacks) == pytest.approx(4.0)
+    assert profiled_cpu_s(sut, {}) is None  # two units and no PID to tell them apart
+    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
+    fs = diagnose(_shop_summary(), series, sut=sut, ncpu=2, stacks=stacks)
+    slow = {f.subject: f for f in fs if f.kind == "slow_endpoint"}
+    # /products and /products/{id} both match Shop.list_products: 0.52 s over 1,000 requests
+    assert "computes" not in slow["GET /products"].title
+    assert any("0.52 ms of CPU" in e for e in slow["GET /products"].evidence), slow["GET /products"].evidence
+    # the path's last word picks the handler (Shop.list_products is hotter and matches "products"):
+    # 0.6 s over its 100 requests, a third of its 18 ms
+    reco = slow["GET /products/{id}/recommendations"]
+    assert "computes" in reco.title and any("Shop.recommendations" in e and "6 ms of CPU" in e
+                                            for e in reco.evidence), reco.evidence

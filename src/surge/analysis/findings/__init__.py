@@ -8,6 +8,7 @@ out, most severe first. Each rule lives in its own module.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ from surge.metrics.stats import SecondStats
 
 __all__ = ["Finding", "diagnose", "diagnose_run"]
 
+_PROCESS = re.compile(r"process (\d+)")
+
 
 def _generator(summary: dict[str, Any]) -> Finding | None:
     gen = summary.get("generator") or {}
@@ -33,6 +36,29 @@ def _generator(summary: dict[str, Any]) -> Finding | None:
         title="The load generator was the bottleneck, not only the server",
         detail=gen.get("explanation") or "the generator could not keep up",
         evidence=tuple(gen.get("reasons") or ()))
+
+
+def profiled_cpu_s(sut: list[dict[str, Any]], stacks: dict[str, int]) -> float | None:
+    """CPU s over the run of the monitored unit that the profile sampled (matched by the PID
+    in py-spy's ``process N`` frames), or of the only unit; None when it cannot be told.
+
+    With the hot functions' shares it estimates what one request of an endpoint costs.
+    """
+    pids = {int(m.group(1)) for stack in stacks if (m := _PROCESS.match(stack))}
+    cpu: dict[str, float] = {}
+    unit_pids: dict[str, set[int]] = {}
+    for s in sut:
+        dt = float(s.get("dt") or 1.0)  # s covered by the sample (a late sampler covers more)
+        for label, p in (s.get("procs") or {}).items():
+            if p.get("cpu_pct") is None:
+                continue
+            cpu[label] = cpu.get(label, 0.0) + float(p["cpu_pct"]) * dt / 100.0
+            if p.get("pid"):
+                unit_pids.setdefault(label, set()).add(int(p["pid"]))
+    profiled = [label for label in cpu if unit_pids.get(label, set()) & pids]
+    if len(profiled) == 1:
+        return cpu[profiled[0]]
+    return next(iter(cpu.values())) if len(cpu) == 1 else None
 
 
 def diagnose(
@@ -60,9 +86,7 @@ def diagnose(
             out.append(f)
     hot_finding, hot_names, hot_shares = hot_functions(stacks) if stacks else (None, [], {})
     procs = proc_series(sut or [], ncpu or os.cpu_count() or 1)
-    # CPU s of the busiest monitored process (the profiled server, as a rule): with the hot
-    # functions' shares it estimates how much CPU one request of an endpoint costs
-    sut_cpu_s = max((float(np.sum(d["cpu_pct"])) / 100.0 for d in procs.values()), default=None)
+    sut_cpu_s = profiled_cpu_s(sut or [], stacks or {})
     cpu_f, cpu_frac = cpu_or_waiting(tl, procs, open_model=open_model, hot=hot_names)
     if cpu_f is not None:
         out.append(cpu_f)

@@ -18,8 +18,8 @@ LATENCY_RISE = 1.5  # p95 at the heaviest load vs the lightest
 
 
 def proc_series(samples: list[dict[str, Any]], ncpu: int) -> dict[str, dict[str, np.ndarray]]:
-    """Per monitored process label: ``second`` (series second), ``cpu_pct`` (100 = one core),
-    ``cpu_frac`` (0-1 of the cores it can use) and ``rss_mb`` arrays, one sample per second.
+    """Per monitored process label: ``second`` (series second), ``cpu_frac`` (0-1 of the cores
+    it can use) and ``rss_mb`` arrays.
 
     Usable cores: one per process of the family (a Python process is bound by its GIL),
     or every core when the family was seen above that (threads running native code).
@@ -43,7 +43,6 @@ def proc_series(samples: list[dict[str, Any]], ncpu: int) -> dict[str, dict[str,
         if peak[label] > 110.0 * nprocs[label]:
             usable = ncpu
         res[label] = {"second": np.asarray(d["second"], dtype=float),
-                      "cpu_pct": np.asarray(d["cpu_pct"]),
                       "cpu_frac": np.asarray(d["cpu_pct"]) / (100.0 * max(usable, 1)),
                       "rss_mb": np.asarray(d["rss_mb"]), "usable_cores": np.asarray([usable])}
     return res
