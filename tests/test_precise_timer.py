@@ -46,3 +46,63 @@ def test_one_sleeper_at_a_time():
             pt.close()
 
     asyncio.run(go())
+
+
+def test_a_stale_readiness_does_not_wake_the_next_sleeper_early():
+    # A sleeper cancelled after its deadline, and a new one armed before the loop ran the
+    # timer's callback: the re-arm cleared the expiry, so the callback must not wake it.
+    async def go():
+        pt = precise_timer(asyncio.get_running_loop())
+        try:
+            first = asyncio.create_task(pt.sleep_until(monotonic_ns() + 1_000_000))
+            await asyncio.sleep(0)
+            end = monotonic_ns() + 3_000_000
+            while monotonic_ns() < end:  # past the deadline without yielding: the fd is readable
+                pass
+            first.cancel()
+            target = monotonic_ns() + 200_000_000
+            second = asyncio.create_task(pt.sleep_until(target))
+            await asyncio.sleep(0.01)
+            assert not second.done()
+            second.cancel()
+        finally:
+            pt.close()
+
+    asyncio.run(go())
+
+
+def _runtime(timer_on: bool):
+    from surge.engine.recorder import Recorder
+    from surge.engine.runtime import Runtime
+
+    rt = Runtime(scenarios=(), recorder=Recorder(start_ns=monotonic_ns()), make_client=lambda: None)
+    rt.timer = precise_timer(asyncio.get_running_loop()) if timer_on else None
+    return rt
+
+
+def test_sleep_until_precise_waits_long_stops_and_falls_back():
+    async def go():
+        rt = _runtime(True)
+        try:
+            t = monotonic_ns() + 120_000_000  # longer than a stop-poll slice
+            assert await rt.sleep_until_precise(t) is True and monotonic_ns() >= t
+            assert await rt.sleep_until_precise(monotonic_ns() - 1) is True  # already due
+
+            # a stop during the wait ends it within about a stop-poll slice (50 ms)
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.03, rt.stop.set)
+            t0 = monotonic_ns()
+            assert await rt.sleep_until_precise(t0 + 2_000_000_000) is False
+            assert monotonic_ns() - t0 < 500_000_000
+            rt.stop.clear()
+
+            # timerfd_settime refused: the timer is dropped and the loop's timers take over
+            rt.timer._settime = lambda *a: -1
+            t = monotonic_ns() + 5_000_000
+            assert await rt.sleep_until_precise(t) is True and monotonic_ns() >= t
+            assert rt.timer is None
+        finally:
+            if rt.timer is not None:
+                rt.timer.close()
+
+    asyncio.run(go())

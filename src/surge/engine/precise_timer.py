@@ -18,12 +18,13 @@ import ctypes
 import errno
 import os
 import sys
+import time
 from typing import Any
 
-_CLOCK_MONOTONIC = 1
+_CLOCK_MONOTONIC = getattr(time, "CLOCK_MONOTONIC", 1)
 _TFD_TIMER_ABSTIME = 1
-_TFD_NONBLOCK = os.O_NONBLOCK
-_TFD_CLOEXEC = 0o2000000
+_TFD_NONBLOCK = os.O_NONBLOCK  # timerfd's flags are defined as O_NONBLOCK / O_CLOEXEC
+_TFD_CLOEXEC = os.O_CLOEXEC
 
 
 class _Timespec(ctypes.Structure):
@@ -66,7 +67,11 @@ class PreciseTimer:
         self._settime = libc.timerfd_settime
         self._ref = ctypes.byref(self._spec)
         self._waiter: asyncio.Future | None = None
-        loop.add_reader(fd, self._fired)
+        try:
+            loop.add_reader(fd, self._fired)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def __repr__(self) -> str:
         return f"<PreciseTimer fd={self.fd}>"
@@ -82,6 +87,9 @@ class PreciseTimer:
         except OSError as exc:
             if exc.errno != errno.EAGAIN:
                 raise
+            # Nothing expired: the timer was re-armed (a new sleeper after a cancelled
+            # one) between the readiness and this call. Waking now would be early.
+            return
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)

@@ -137,8 +137,13 @@ class Runtime:
                 return True
             if delay > STOP_POLL:  # long waits in slices, to notice a stop
                 await asyncio.sleep(STOP_POLL)
-            else:
+                continue
+            try:
                 await timer.sleep_until(t_ns)
+            except OSError:  # timerfd_settime refused: carry on with the loop's own timers
+                timer.close()
+                self.timer = None
+                return await self.sleep_until(t_ns)
         return False
 
     # -- VUs and iterations ----------------------------------------------------
