@@ -156,6 +156,10 @@ def test_history_json(history):
     data = json.loads(res.stdout)
     assert [p["run"] for p in data["points"]] == ids
     assert data["points"][2]["value"] > data["points"][0]["value"] * 1.2
+    # the table: runs without a change point get no mark (this had raised AttributeError)
+    res = surge_cli("history", "--name", "/work", "--metric", "p50", "--store", store)
+    assert res.rc == 0 and "Traceback" not in res.stderr, res
+    assert all(i in res.stdout for i in ids), res.stdout
 
 
 def test_import_and_delete(history, tmp_path):

@@ -52,7 +52,8 @@ def history_cmd(name, metric, since, branch, scenario, min_segment, as_json, sto
             t.add_column(col)
         for i, (r, v) in enumerate(points):
             cp = at.get(i)
-            worse = (cp.direction == "up") != (metric == "rps")  # more req/s is better, more latency worse
+            # more req/s is better, more latency worse; runs without a change point get no mark
+            worse = cp is not None and (cp.direction == "up") != (metric == "rps")
             mark = (f"[bold {'red' if worse else 'green'}]{cp.direction} "
                     f"{cp.magnitude * 100:+.1f}% (CI {cp.ci_low * 100:+.1f}%..{cp.ci_high * 100:+.1f}%, "
                     f"p={cp.p_value:.3g})[/]") if cp else ""

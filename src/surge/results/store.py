@@ -23,6 +23,8 @@ turns driver errors into those messages; the rest lives beside it:
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -226,13 +228,29 @@ class Store(StoreWrites):
 # --------------------------------------------------------------------------- helpers
 
 
+def _enable_wal(cur: Any) -> None:
+    """Switch a new database to WAL. Two processes opening a fresh store at once race for
+    the switch, and SQLite answers the loser "database is locked" at once, without its busy
+    timeout (test_two_processes_write_to_one_store_at_once failed 2 of 5): retry it here."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # the driver leaves transactions to us (see _sqlite_on_begin)
     cur = dbapi_conn.cursor()
     try:
         cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.execute("PRAGMA foreign_keys = ON")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
     finally:
         cur.close()
