@@ -180,21 +180,24 @@ def _shop_summary(reco_requests=100):
                            name("/products/{id}/recommendations", 18.0, 30.0, reco_requests)])
 
 
+def _slow_endpoints(stacks, sut=None):
+    """The slow_endpoint findings of the shop summary over 10 s, by subject."""
+    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
+    fs = diagnose(_shop_summary(), series, sut=sut, ncpu=2, stacks=stacks)
+    return {f.subject: f for f in fs if f.kind == "slow_endpoint"}
+
+
 def test_a_slow_endpoint_whose_handler_is_hot_code_computes():
     stacks = {"run (asyncio/runners.py);handle (starlette/routing.py);Shop.recommendations (shop/app.py);"
               "compute_similarity_scores (shop/app.py)": 300,
               "run (asyncio/runners.py)": 700}
-    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
     # 60 % of a core for 10 s, 30 % of it in the handler: 18 ms of CPU in each of its 100 requests
-    fs = diagnose(_shop_summary(), series, sut=_sut([60.0] * 10), ncpu=2, stacks=stacks)
-    slow = {f.subject: f for f in fs if f.kind == "slow_endpoint"}
+    slow = _slow_endpoints(stacks, _sut([60.0] * 10))
     reco = slow["GET /products/{id}/recommendations"]
     assert "computes" in reco.title and any("18 ms of CPU per request" in e for e in reco.evidence), reco
     assert "N+1" in slow["GET /products"].detail
     # without SUT samples the CPU per request is unknown: the name match alone decides
-    fs = diagnose(_shop_summary(), series, ncpu=2, stacks=stacks)
-    assert "computes" in {f.subject: f for f in fs if f.kind == "slow_endpoint"}[
-        "GET /products/{id}/recommendations"].title
+    assert "computes" in _slow_endpoints(stacks)["GET /products/{id}/recommendations"].title
 
 
 def test_a_handler_in_the_profile_that_mostly_waits_is_not_computing():
@@ -202,9 +205,7 @@ def test_a_handler_in_the_profile_that_mostly_waits_is_not_computing():
     stacks = {"run (asyncio/runners.py);handle (starlette/routing.py);Shop.list_products (shop/app.py);"
               "Database.fetchone (shop/db.py)": 130,
               "run (asyncio/runners.py)": 870}
-    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
-    fs = diagnose(_shop_summary(), series, sut=_sut([40.0] * 10), ncpu=2, stacks=stacks)
-    products = {f.subject: f for f in fs if f.kind == "slow_endpoint"}["GET /products"]
+    products = _slow_endpoints(stacks, _sut([40.0] * 10))["GET /products"]
     assert "computes" not in products.title and "N+1" in products.detail, products
     assert any("waits more than it computes" in e for e in products.evidence), products.evidence
 
@@ -236,9 +237,7 @@ def test_the_profiled_unit_and_every_endpoint_of_a_handler_share_its_cpu():
               "process 42 (python3 app.py);run (asyncio/runners.py)": 720}
     assert profiled_cpu_s(sut, stacks) == pytest.approx(4.0)
     assert profiled_cpu_s(sut, {}) is None  # two units and no PID to tell them apart
-    series = [_second(t, n=100, lat_ms=20, vus=10) for t in range(10)]
-    fs = diagnose(_shop_summary(), series, sut=sut, ncpu=2, stacks=stacks)
-    slow = {f.subject: f for f in fs if f.kind == "slow_endpoint"}
+    slow = _slow_endpoints(stacks, sut)
     # /products and /products/{id} both match Shop.list_products: 0.52 s over 1,000 requests
     assert "computes" not in slow["GET /products"].title
     assert any("0.52 ms of CPU" in e for e in slow["GET /products"].evidence), slow["GET /products"].evidence
