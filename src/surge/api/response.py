@@ -8,6 +8,22 @@ from typing import Any
 from surge.api.errors import ErrorKind
 
 
+def header_pairs(head: bytes) -> list[tuple[bytes, bytes]]:
+    """(name, value) pairs of a header block (status line first, no final blank line),
+    values stripped of surrounding spaces and tabs, in the order received."""
+    out: list[tuple[bytes, bytes]] = []
+    for line in head.split(b"\n")[1:]:
+        line = line.rstrip(b"\r")
+        if out and line[:1] in (b" ", b"\t"):  # obsolete line folding: continues the last value
+            n, v = out[-1]
+            out[-1] = (n, v + b" " + line.strip(b" \t"))
+            continue
+        name, sep, value = line.partition(b":")
+        if sep:
+            out.append((name, value.strip(b" \t")))
+    return out
+
+
 class HTTPStatusError(Exception):
     """Raised by :meth:`Response.raise_for_status` for errors and 4xx/5xx statuses."""
 
@@ -31,7 +47,7 @@ class Response:
     def __init__(
         self,
         status: int,
-        headers: dict[str, str] | list[tuple[bytes, bytes]],
+        headers: dict[str, str] | list[tuple[bytes, bytes]] | bytes,
         content: bytes,
         url: str,
         method: str,
@@ -40,7 +56,8 @@ class Response:
         error_detail: str = "",
     ) -> None:
         self.status = status
-        # Raw (name, value) byte pairs are decoded only if a scenario reads them.
+        # Raw (name, value) byte pairs, or the raw header block as the HTTP client
+        # keeps it (status line first), are decoded only if a scenario reads them.
         if isinstance(headers, dict):
             self._headers: dict[str, str] | None = headers
             self._raw_headers: list = []
@@ -63,7 +80,8 @@ class Response:
     def headers(self) -> dict[str, str]:
         if self._headers is None:
             out: dict[str, str] = {}
-            for k, v in self._raw_headers:
+            raw = self._raw_headers
+            for k, v in header_pairs(raw) if isinstance(raw, bytes) else raw:
                 key = k.decode("latin-1").lower()
                 val = v.decode("latin-1")
                 out[key] = f"{out[key]}, {val}" if key in out else val

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin
 
 from surge.api.errors import ErrorKind
-from surge.api.response import Response
+from surge.api.response import Response, header_pairs
 from surge.engine.http.connection import RequestFailed
 from surge.engine.http.cookies import CookieJar, set_cookie_values
 from surge.engine.http.pool import ConnectionPool
@@ -249,7 +249,7 @@ class Client:
             fut = conn.send(req, method == "HEAD")
             conn.arm_timeouts(self.timeouts.read, total)
             try:
-                status, raw_headers, content, first, gzipped = await fut
+                status, head, content, first, gzipped = await fut
             except RequestFailed as err:
                 pool.discard(conn)
                 if err.retryable and attempt == 0:
@@ -263,9 +263,9 @@ class Client:
             break
         done = monotonic_ns()
         if conn.set_cookie and cookies is not False and self.cookies_enabled:
-            self._keep_cookies(origin, url, raw_headers)
+            self._keep_cookies(origin, url, head)
         err = 0 if status < 400 else ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
-        resp = Response(status, raw_headers, content, url, method, (done - send) / 1e9, _KINDS[err])
+        resp = Response(status, head, content, url, method, (done - send) / 1e9, _KINDS[err])
         nbytes = conn.bytes_in - before  # bytes on the wire (head + body), as in `surge hit`
         if gzipped and content:
             try:
@@ -276,11 +276,11 @@ class Client:
         self._sink.add(key, intended, send, first, done, status, nbytes, err)
         return resp
 
-    def _keep_cookies(self, origin: Origin, url: str, raw_headers: list[tuple[bytes, bytes]]) -> None:
+    def _keep_cookies(self, origin: Origin, url: str, head: bytes) -> None:
         """Store the response's Set-Cookie headers in this VU's jar (created on first use)."""
         path = split_url(url)[1].split("?", 1)[0]
         try:
-            self.cookies.store(origin.host, path, set_cookie_values(raw_headers))
+            self.cookies.store(origin.host, path, set_cookie_values(header_pairs(head)))
         except Exception:  # noqa: BLE001 - a cookie the jar cannot keep never costs the request
             pass
 

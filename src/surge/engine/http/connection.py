@@ -16,6 +16,7 @@ from time import monotonic, monotonic_ns
 import httptools
 
 from surge.api.errors import ErrorKind
+from surge.engine.http.head import head_end, last_value
 from surge.engine.http.url import Origin
 
 
@@ -27,6 +28,9 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+
+MAX_HEAD = 1 << 20  # bytes: a response head larger than this is a protocol error (a server gone wrong)
 
 
 class RequestFailed(Exception):
@@ -60,8 +64,9 @@ class HttpConnection(asyncio.Protocol):
     """A keep-alive connection that runs one request at a time.
 
     :meth:`send` writes a serialised request and returns a future resolving to
-    ``(status, headers, body, first_byte_ns, gzipped)`` or failing with
-    :class:`RequestFailed`.
+    ``(status, head, body, first_byte_ns, gzipped)`` or failing with
+    :class:`RequestFailed`; ``head`` is the raw header block (status line first,
+    see :mod:`surge.engine.http.head`).
     """
 
     def __init__(self, origin: Origin) -> None:
@@ -72,7 +77,8 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self._fut: asyncio.Future | None = None
         self._head_only = False
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._raw = b""  # bytes of this response received while its head is incomplete
+        self._head = b""
         self._body: list[bytes] = []
         self._first_ns = 0
         self._got_bytes = False
@@ -101,6 +107,12 @@ class HttpConnection(asyncio.Protocol):
         if not self._got_bytes:
             self._got_bytes = True
             self._first_ns = monotonic_ns()
+            self._raw = data
+        elif not self._status:
+            self._raw += data  # a head split over reads (rare: heads are small)
+            if len(self._raw) > MAX_HEAD:
+                self._fail(RequestFailed(ErrorKind.PROTOCOL, f"response head larger than {MAX_HEAD // 1024} KiB"))
+                return
         self.bytes_in += len(data)
         if self._fut is None:
             # Bytes nobody asked for: the server is not speaking HTTP/1.1 to us.
@@ -116,6 +128,11 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._fut is not None and self._status and exc is None:
+            low = self._head.lower()
+            if b"\ncontent-length:" in low or b"\ntransfer-encoding:" in low:
+                # The head promised a length (or chunks) the body never reached.
+                self._fail(RequestFailed(ErrorKind.RESET, "connection closed before the end of the body"))
+                return
             # A response delimited by connection close (no length, not chunked).
             self._complete(False)
             return
@@ -126,17 +143,17 @@ class HttpConnection(asyncio.Protocol):
             self._fut = None
 
     # -- httptools callbacks -------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        n = len(name)
-        if n == 16 and name.lower() == b"content-encoding":
-            self._gzip = value.strip().lower() == b"gzip"
-        elif n == 10 and name[3] == 45 and name.lower() == b"set-cookie":
-            # name[3] is "-": skips lower-casing "Connection", the other 10-letter header.
-            self.set_cookie = True  # the client looks at cookies only when this is set
-
+    # No on_header: headers are kept as the raw block (engine/http/head.py).
     def on_headers_complete(self) -> None:
         self._status = self.parser.get_status_code()
+        raw, self._raw = self._raw, b""
+        end, _ = head_end(raw)
+        head = self._head = raw[:end] if end >= 0 else raw
+        low = head.lower()
+        if b"-encoding:" in low:
+            self._gzip = last_value(low, b"content-encoding") == b"gzip"
+        if b"\nset-cookie:" in low:
+            self.set_cookie = True  # the client looks at cookies only when this is set
         if self._head_only:
             # A HEAD response has no body whatever Content-Length says; httptools
             # cannot be told so, so finish here and start a fresh parser.
@@ -159,7 +176,7 @@ class HttpConnection(asyncio.Protocol):
             return fut
         self._fut = fut
         self._head_only = head_only
-        self._headers = []
+        self._raw = self._head = b""
         self._body = []
         self._got_bytes = False
         self._status = 0
@@ -174,7 +191,7 @@ class HttpConnection(asyncio.Protocol):
         if not keep_alive:
             self._abort(graceful=True)
         if fut is not None and not fut.done():
-            fut.set_result((self._status, self._headers, b"".join(self._body), self._first_ns, self._gzip))
+            fut.set_result((self._status, self._head, b"".join(self._body), self._first_ns, self._gzip))
 
     def _fail(self, err: RequestFailed) -> None:
         fut, self._fut = self._fut, None

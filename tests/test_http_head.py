@@ -1,0 +1,136 @@
+"""The scenario client keeps a response's header block raw and splits it only when read.
+
+Unit tests for the splitting, and the connection against a scripted in-process
+server that sends its bytes in chosen pieces: heads split anywhere, header case,
+gzip and cookies spotted in the raw block, an endless head, a truncated body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import pytest
+
+from surge.api.errors import ErrorKind
+from surge.api.response import Response, header_pairs
+from surge.engine.http.connection import MAX_HEAD, HttpConnection, RequestFailed
+from surge.engine.http.head import head_end, last_value
+from surge.engine.http.url import split_url
+
+
+def test_header_pairs_order_repeats_and_spaces():
+    head = b"HTTP/1.1 200 OK\r\nA: 1\r\nb:  two \t\r\nA: 3\r\nLocation: http://x:8/y"
+    assert header_pairs(head) == [(b"A", b"1"), (b"b", b"two"), (b"A", b"3"), (b"Location", b"http://x:8/y")]
+
+
+def test_header_pairs_folding_and_bare_newlines():
+    head = b"HTTP/1.1 200 OK\nX-Long: one\n  two: still x\nY: 2"
+    assert header_pairs(head) == [(b"X-Long", b"one two: still x"), (b"Y", b"2")]
+
+
+def test_response_headers_from_raw_block():
+    r = Response(200, b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Type: text/plain",
+                 b"hi", "http://h/", "GET", 0.001)
+    assert r.headers == {"set-cookie": "a=1, b=2", "content-type": "text/plain"}
+    assert r.text == "hi"
+
+
+def test_head_end_and_last_value():
+    assert head_end(b"HTTP/1.1 200 OK\r\nA: 1\r\n\r\nbody") == (21, 4)
+    assert head_end(b"HTTP/1.1 200 OK\nA: 1\n\nbody") == (20, 2)
+    assert head_end(b"HTTP/1.1 200 OK\r\nA: 1\r\n") == (-1, 0)
+    low = b"http/1.1 200 ok\r\ncontent-encoding: br\r\ncontent-encoding:  gzip \r\nx: y"
+    assert last_value(low, b"content-encoding") == b"gzip"
+    assert last_value(low, b"set-cookie") is None
+
+
+async def _exchange(pieces: list[bytes], *, close: bool = False, head_only: bool = False):
+    """Send one request over an HttpConnection to a server that answers with ``pieces``
+    (a short pause between them, so each arrives in its own read), then maybe closes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        for p in pieces:
+            writer.write(p)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        if close:
+            writer.close()
+        else:
+            await asyncio.sleep(5)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    origin, _ = split_url(f"http://127.0.0.1:{port}/")
+    loop = asyncio.get_running_loop()
+    try:
+        _, conn = await loop.create_connection(lambda: HttpConnection(origin), "127.0.0.1", port)
+        try:
+            fut = conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", head_only)
+            return conn, await asyncio.wait_for(fut, 5)
+        finally:
+            conn.close()
+    finally:
+        server.close()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("cut", [5, 17, 30, 31, 32, 33])
+def test_head_split_anywhere(cut):
+    raw = b"HTTP/1.1 201 Created\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello"
+    _, (status, head, body, first_ns, gz) = run(_exchange([raw[:cut], raw[cut:]]))
+    assert (status, body, gz) == (201, b"hello", False)
+    assert head == raw[: raw.index(b"\r\n\r\n")]
+    assert first_ns > 0
+
+
+def test_gzip_and_cookie_spotted_in_any_case():
+    body = gzip.compress(b"x" * 100)
+    raw = (b"HTTP/1.1 200 OK\r\nCONTENT-ENCODING:  GZip\r\nSET-COOKIE: s=1\r\n"
+           b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    conn, (status, head, content, _, gz) = run(_exchange([raw]))
+    assert status == 200 and gz is True and content == body
+    assert conn.set_cookie is True
+
+
+def test_plain_response_sets_no_flags():
+    conn, (_, _, _, _, gz) = run(_exchange([b"HTTP/1.1 200 OK\r\nX-Encoding-Note: gzip\r\nContent-Length: 0\r\n\r\n"]))
+    assert gz is False and conn.set_cookie is False
+
+
+def test_head_request_completes_at_end_of_head():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+    _, (status, head, body, _, _) = run(_exchange([raw], head_only=True))
+    assert status == 200 and body == b"" and head.endswith(b"Content-Length: 1000")
+
+
+def test_endless_head_is_a_protocol_error():
+    chunk = b"X-Pad: " + b"a" * 65_000 + b"\r\n"
+    pieces = [b"HTTP/1.1 200 OK\r\n"] + [chunk] * (MAX_HEAD // len(chunk) + 2)
+    with pytest.raises(RequestFailed) as err:
+        run(_exchange(pieces))
+    assert err.value.kind == ErrorKind.PROTOCOL and "head larger" in err.value.detail
+
+
+def test_body_cut_short_by_close_is_an_error():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello"
+    with pytest.raises(RequestFailed) as err:
+        run(_exchange([raw], close=True))
+    assert err.value.kind == ErrorKind.RESET and "before the end of the body" in err.value.detail
+
+
+def test_chunked_body_cut_short_by_close_is_an_error():
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+    with pytest.raises(RequestFailed) as err:
+        run(_exchange([raw], close=True))
+    assert err.value.kind == ErrorKind.RESET
+
+
+def test_body_delimited_by_close_is_complete():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
+    _, (status, _, body, _, _) = run(_exchange([raw, b" and more"], close=True))
+    assert status == 200 and body == b"all of it and more"
