@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 echo "== apt packages"
 $SUDO apt-get update -qq
-pkgs=(nginx wrk nghttp2-client)
+pkgs=(nginx wrk nghttp2-client valgrind)
 # hey is packaged in Debian >= 11; building it needs Go + network, so skip if absent.
 # (capture first: `grep -q` in a pipe under pipefail would SIGPIPE apt-cache)
 hey_policy=$(apt-cache policy hey 2>/dev/null || true)
