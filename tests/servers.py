@@ -179,6 +179,14 @@ class _Proto(asyncio.Protocol):
             self.transport.close()
         elif path == "/hang":
             return
+        elif path == "/http10":  # HTTP/1.0, no length: the body ends when the connection closes
+            self.transport.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close")
+            self.transport.close()
+        elif path == "/short":  # promises 100 bytes, sends 5, closes
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+            self.transport.close()
+        elif path == "/bighead":  # a head that never ends (2 MiB of one header)
+            self.transport.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (2 << 20))
         elif path == "/garbage":
             self.transport.write(b"THIS IS NOT HTTP AT ALL\r\n\r\n")
         elif path == "/gzip":

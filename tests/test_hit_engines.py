@@ -223,3 +223,33 @@ def test_an_engine_that_cannot_be_had_is_a_usage_error(monkeypatch, test_server)
     monkeypatch.setenv(ENGINE_ENV, "fast")
     rc, _, err = surge_json("hit", test_server + "/", "-d", "1s", "-w", "1")
     assert rc == 2 and "use auto, native or python" in err
+
+
+# --------------------------------------------------------------------------- odd servers (QA)
+
+
+def test_body_delimited_by_close(engine, test_server):
+    """HTTP/1.0 without a length: the body ends at the close, and the response is whole."""
+    rc, s, err = hit(test_server + "/http10", "-n", "20", "-c", "2", "--timeout", "5s")
+    assert rc == 0, err
+    assert_no_traceback(err)
+    assert s["requests"] == 20
+    assert s["errors"] == 0, s["errors_by_type"]
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/short", "reset"), ("/bighead", "protocol"), ("/status/999", "protocol")])
+def test_broken_responses_are_typed_alike(engine, test_server, path, kind):
+    """A body cut short, a head without end, a status outside 100-599: the same error on both engines."""
+    rc, s, err = hit(test_server + path, "-n", "6", "-c", "2", "--timeout", "5s")
+    assert_no_traceback(err)
+    assert s["requests"] == 6
+    assert s["errors_by_type"] == {kind: 6}
+    assert rc == 1  # every request failed
+
+
+def test_requests_cut_off_at_the_stop_are_counted(engine, test_server):
+    """Requests still unanswered after the drain are neither lost nor errors: interrupted."""
+    rc, s, err = hit(test_server + "/hang", "-d", "0.5s", "-c", "2", "--timeout", "30s", "--read-timeout", "30s")
+    assert_no_traceback(err)
+    assert s["requests"] == 0
+    assert s["iterations"]["interrupted"] == 2

@@ -102,6 +102,7 @@ typedef struct {
     int reopen_pending;
     int64_t quantum_ns;
     int nbusy;            /* connections with a request in flight */
+    int64_t interrupted;  /* requests still in flight when the loop ended (cut off at the stop) */
     int tick_mode;        /* open model with a quantum: poll at quantum boundaries */   /* some connection is closed and waits to be reopened */
     char *rbuf;
     /* shared with other threads, under mu */
@@ -732,10 +733,8 @@ static int loop(Engine *e) {
     e->backlog.n = e->backlog_head = 0;
     for (int i = 0; i < e->nconns; i++) {
         conn_t *c = &e->conns[i];
-        if (c->state == C_BUSY) {
-            /* still in flight after the grace period: not recorded, like the
-             * Python path, which aborts them */
-        }
+        if (c->state == C_BUSY)
+            e->interrupted++; /* still in flight after the grace period: no outcome, but counted */
         if (c->fd >= 0) {
             if (c->state != C_CONNECTING) e->open_conns--;
             epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -945,6 +944,7 @@ static PyObject *Engine_stop(Engine *e, PyObject *args) {
 
 static PyObject *Engine_get_connects(Engine *e, void *c) { return PyLong_FromLongLong(e->connects); }
 static PyObject *Engine_get_open(Engine *e, void *c) { return PyLong_FromLongLong(e->open_conns); }
+static PyObject *Engine_get_interrupted(Engine *e, void *c) { return PyLong_FromLongLong(e->interrupted); }
 
 static PyMethodDef Engine_methods[] = {
     {"run", (PyCFunction)Engine_run, METH_NOARGS, "Run the loop until the end, a stop or the iterations; blocks, without the GIL."},
@@ -957,6 +957,7 @@ static PyMethodDef Engine_methods[] = {
 static PyGetSetDef Engine_getset[] = {
     {"connects", (getter)Engine_get_connects, NULL, "connections opened so far", NULL},
     {"open_connections", (getter)Engine_get_open, NULL, "connections open now", NULL},
+    {"interrupted", (getter)Engine_get_interrupted, NULL, "requests cut off in flight when run() ended", NULL},
     {NULL},
 };
 

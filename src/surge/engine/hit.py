@@ -18,7 +18,8 @@ import httptools
 
 from surge.api.errors import ErrorKind
 from surge.api.shapes import Shape, parse_arrival
-from surge.engine.http.connection import classify_connect_error, set_nodelay
+from surge.engine.http.connection import MAX_HEAD, classify_connect_error, set_nodelay
+from surge.engine.http.head import head_end
 from surge.engine.http.pool import make_ssl_context
 from surge.engine.http.url import build_request, split_url
 from surge.engine.messages import WorkerPlan
@@ -28,7 +29,7 @@ from surge.engine.models.shapes import open_curve
 from surge.engine.recorder import Recorder
 from surge.engine.runtime import NS, Runtime, Share
 
-_HTTP_4XX, _HTTP_5XX = int(ErrorKind.HTTP_4XX), int(ErrorKind.HTTP_5XX)
+_HTTP_4XX, _HTTP_5XX, _PROTOCOL = int(ErrorKind.HTTP_4XX), int(ErrorKind.HTTP_5XX), int(ErrorKind.PROTOCOL)
 SWEEP_PERIOD = 0.1  # s between timeout sweeps (no per-request timers on this path)
 RECONNECT_PAUSE = 0.01  # s before reopening after a failed connect (avoids a hot loop)
 
@@ -36,7 +37,8 @@ RECONNECT_PAUSE = 0.01  # s before reopening after a failed connect (avoids a ho
 class _FastConn(asyncio.Protocol):
     """Connection whose parser has no header/body callbacks (cheapest httptools use)."""
 
-    __slots__ = ("driver", "transport", "parser", "busy", "intended", "send_ns", "first", "nbytes", "closed")
+    __slots__ = ("driver", "transport", "parser", "busy", "intended", "send_ns", "first", "nbytes", "closed",
+                 "head", "hdone")
 
     def __init__(self, driver: HitRunner) -> None:
         self.driver = driver
@@ -45,6 +47,8 @@ class _FastConn(asyncio.Protocol):
         self.busy = False
         self.intended = self.send_ns = self.first = self.nbytes = 0
         self.closed = False
+        self.head = b""  # the response's first read (its head, unless the head is split)
+        self.hdone = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -53,7 +57,11 @@ class _FastConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.first:
             self.first = monotonic_ns()
+            self.head = data
         self.nbytes += len(data)
+        if self.nbytes > MAX_HEAD and not self.hdone:
+            self.driver.failed(self, ErrorKind.PROTOCOL, f"response head larger than {MAX_HEAD // 1024} KiB")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -63,6 +71,7 @@ class _FastConn(asyncio.Protocol):
         self.driver.completed(self, self.parser.get_status_code(), self.parser.should_keep_alive())
 
     def on_headers_complete(self) -> None:
+        self.hdone = True
         if self.driver.head_only:
             # A HEAD response has no body whatever Content-Length says, and httptools
             # cannot be told so: finish here and start a fresh parser.
@@ -73,12 +82,25 @@ class _FastConn(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         if self.busy:
-            self.driver.failed(self, ErrorKind.RESET, "connection lost")
+            if exc is None and self.hdone and self._ends_at_close():
+                # A body delimited by the connection's close (HTTP/1.0, or no length): complete.
+                self.driver.completed(self, self.parser.get_status_code(), False)
+            else:
+                self.driver.failed(self, ErrorKind.RESET, "connection lost")
         self.driver.lost(self)
+
+    def _ends_at_close(self) -> bool:
+        """True when the head (in the first read) gives no Content-Length and no chunking."""
+        end, _ = head_end(self.head)
+        if end < 0:
+            return False  # a head split over reads: too rare on this path to keep it whole
+        low = self.head[:end].lower()
+        return b"\ncontent-length:" not in low and b"\ntransfer-encoding:" not in low
 
     def send(self, request: bytes, intended: int, now: int) -> None:
         self.busy = True
         self.intended, self.send_ns, self.first, self.nbytes = intended, now, 0, 0
+        self.hdone = False
         self.transport.write(request)
 
 
@@ -146,6 +168,12 @@ class HitRunner:
                 finished.cancel()
             self.running = False
             await self._drain(rt)
+            # Requests the server had not answered by the end of the grace period: no
+            # latency to record, but not silently gone either (summary: interrupted).
+            for c in self.conns:
+                if c.busy:
+                    c.busy = False  # aborted below: not a reset error either
+                    rt.interrupted += 1
         finally:
             sweeper.cancel()
             for t in opener:
@@ -216,8 +244,15 @@ class HitRunner:
         # The hottest function of `surge hit`: every call and attribute lookup
         # saved here is ~1-2 % of max req/s (measured against nginx on one core).
         now = monotonic_ns()
-        self._extend((self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes,
-                      0 if status < 400 else _HTTP_5XX if status >= 500 else _HTTP_4XX))
+        if status < 400:
+            err = 0
+        elif status < 500:
+            err = _HTTP_4XX
+        elif status < 600:
+            err = _HTTP_5XX
+        else:  # not an HTTP status (RFC 9110: 100-599); the compiled loop calls it a protocol error too
+            status, err = 0, _PROTOCOL
+        self._extend((self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes, err))
         conn.busy = False
         if self.iterations is not None:
             self._count_one()

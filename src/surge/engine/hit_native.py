@@ -194,6 +194,9 @@ class NativeHitRunner(HitRunner):
         threading.Thread(target=body, name="surge-hitloop", daemon=True).start()
         try:
             await done
+            # Requests the server had not answered by the end of the grace period:
+            # no latency to record, but not silently gone either (summary: interrupted).
+            rt.interrupted += self.engine.interrupted
         finally:
             if not done.done():  # cancelled: don't leave the loop running to its end
                 self.engine.stop(True)

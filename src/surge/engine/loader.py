@@ -51,6 +51,10 @@ def _import(path: Path) -> Any:
         ) from None
     except UsageError:
         raise  # already one line naming the input (a feeder file, bad options)
+    except SystemExit as exc:  # sys.exit() at import: not the run's exit code (3 would read "threshold failed")
+        raise UsageError(
+            f"scenario file {path} called sys.exit({exc.code!r}) while being imported; remove it and retry"
+        ) from None
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = next((f"line {f.lineno}" for f in reversed(tb) if f.filename == str(path)), "import")
@@ -75,6 +79,8 @@ def load_scenarios(path: str | Path) -> ScenarioSet:
     if p.is_dir():
         raise UsageError(f"scenario path {path} is a directory: give a .py file")
     data = p.read_bytes()
+    if b"\0" in data:
+        raise UsageError(f"scenario file {path} is not Python source (it contains NUL bytes): give a .py file")
     module = _import(p)
     marked, plain = [], []
     for attr, obj in vars(module).items():

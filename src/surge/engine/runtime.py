@@ -198,7 +198,9 @@ class Runtime:
             if self.fatal is None:
                 self.fatal = str(exc)
                 self.stop.set()
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # sys.exit() or a KeyboardInterrupt raised by scenario code is the iteration's
+            # error like any other; left alone it would end the worker (asyncio re-raises both).
             error = type(exc).__name__
             if error not in self.tracebacks:
                 self.tracebacks[error] = "".join(traceback.format_exception(exc)).strip()

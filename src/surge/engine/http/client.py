@@ -264,8 +264,14 @@ class Client:
         done = monotonic_ns()
         if conn.set_cookie and cookies is not False and self.cookies_enabled:
             self._keep_cookies(origin, url, head)
-        err = 0 if status < 400 else ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
-        resp = Response(status, head, content, url, method, (done - send) / 1e9, _KINDS[err])
+        err = 0 if status < 400 else ErrorKind.HTTP_4XX if status < 500 else ErrorKind.HTTP_5XX
+        if status >= 600:  # not an HTTP status (RFC 9110: 100-599): a protocol error, as in `surge hit`
+            err = ErrorKind.PROTOCOL
+            resp = Response(0, head, content, url, method, (done - send) / 1e9, ErrorKind.PROTOCOL,
+                            f"invalid HTTP status {status}")
+            status = 0
+        else:
+            resp = Response(status, head, content, url, method, (done - send) / 1e9, _KINDS[err])
         nbytes = conn.bytes_in - before  # bytes on the wire (head + body), as in `surge hit`
         if gzipped and content:
             try:

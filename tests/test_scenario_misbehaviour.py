@@ -1,0 +1,84 @@
+"""Scenario files and servers that misbehave in ways QA found: each is a typed error or a usage error.
+
+- ``sys.exit()`` / ``KeyboardInterrupt`` inside a scenario: an iteration error, not a dead worker;
+- ``sys.exit(3)`` at import: a usage error (exit 2), not exit 3 ("threshold failed") in silence;
+- a binary scenario file: one line saying it is not Python source;
+- a body cut short, a status outside 100-599, a body delimited by close: as `surge hit` types them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import assert_no_traceback, error_lines, surge_json
+
+
+@pytest.mark.parametrize("stmt", ["sys.exit(5)", "raise SystemExit(1)", "raise KeyboardInterrupt"])
+def test_exit_inside_a_scenario_is_an_iteration_error(test_server, scenario_file, stmt):
+    scen = scenario_file(f"""
+        import sys
+
+        async def visit(client):
+            await client.get("/")
+            {stmt}
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-i", "4", "-u", "2", "-w", "1")
+    assert_no_traceback(err)
+    assert "died" not in err, err
+    assert s["iterations"]["completed"] == 4
+    assert sum(s["iterations"]["errors"].values()) == 4, s["iterations"]
+    assert s["requests"] == 4
+
+
+def test_sys_exit_at_import_is_a_usage_error(test_server, scenario_file):
+    scen = scenario_file("""
+        import sys
+        sys.exit(3)
+
+        async def visit(client):
+            await client.get("/")
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
+    assert rc == 2, err
+    assert_no_traceback(err)
+    lines = error_lines(err)
+    assert len(lines) == 1 and "sys.exit(3)" in lines[0] and str(scen.name) in lines[0], err
+
+
+def test_binary_scenario_file(test_server, tmp_path):
+    scen = tmp_path / "junk.py"
+    scen.write_bytes(b"\x00\xff\x00garbage")
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
+    assert rc == 2, err
+    assert_no_traceback(err)
+    lines = error_lines(err)
+    assert len(lines) == 1 and "not Python source" in lines[0], err
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/short", "reset"), ("/status/999", "protocol")])
+def test_broken_responses_in_a_scenario(test_server, scenario_file, path, kind):
+    scen = scenario_file(f"""
+        from surge import check
+
+        async def visit(client):
+            r = await client.get("{path}")
+            check(r, {{"no status": lambda r: r.status == 0}})
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-i", "4", "-u", "2", "-w", "1")
+    assert_no_traceback(err)
+    assert s["errors_by_type"] == {kind: 4}
+    assert [(c["name"], c["passes"], c["fails"]) for c in s["checks"]] == [("no status", 4, 0)]
+
+
+def test_body_delimited_by_close_in_a_scenario(test_server, scenario_file):
+    scen = scenario_file("""
+        from surge import check
+
+        async def visit(client):
+            r = await client.get("/http10")
+            check(r, {"whole body": lambda r: r.status == 200 and r.text == "until close"})
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-i", "4", "-u", "2", "-w", "1")
+    assert rc == 0, err
+    assert s["errors"] == 0, s["errors_by_type"]
+    assert [(c["name"], c["passes"], c["fails"]) for c in s["checks"]] == [("whole body", 4, 0)]
