@@ -253,3 +253,18 @@ def test_requests_cut_off_at_the_stop_are_counted(engine, test_server):
     assert_no_traceback(err)
     assert s["requests"] == 0
     assert s["iterations"]["interrupted"] == 2
+
+
+def test_tls_handshake_never_answered_is_counted():
+    """HTTPS to a port that accepts TCP but never speaks: the connects still pending at the
+    stop each held an unsent request (closed model): interrupted, not silence."""
+    import socket
+
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(16)  # never accepted, never answered: the TLS handshake waits
+        url = f"https://127.0.0.1:{lsn.getsockname()[1]}/"
+        rc, s, err = hit(url, "-d", "0.5s", "-c", "2", "--no-preflight", "--connect-timeout", "20s")
+    assert_no_traceback(err)
+    assert s["requests"] == 0
+    assert s["iterations"]["interrupted"] == 2

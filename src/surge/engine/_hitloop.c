@@ -735,6 +735,8 @@ static int loop(Engine *e) {
         conn_t *c = &e->conns[i];
         if (c->state == C_BUSY)
             e->interrupted++; /* still in flight after the grace period: no outcome, but counted */
+        else if (c->state == C_CONNECTING && e->closed_model && (e->iterations < 0 || e->sent < e->iterations))
+            e->interrupted++; /* closed model: a connect never answered holds an unsent request */
         if (c->fd >= 0) {
             if (c->state != C_CONNECTING) e->open_conns--;
             epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd, NULL);

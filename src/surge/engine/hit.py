@@ -137,6 +137,7 @@ class HitRunner:
                                start_ns=recorder.start_ns, seed=plan.seed)
         self.pool = self  # the worker reads .connects and calls .close()
         self.connects = 0
+        self.connecting = 0  # connects in progress
         self.conns: set[_FastConn] = set()
         self.idle: list[_FastConn] = []
         self.backlog: deque[int] = deque()
@@ -174,6 +175,10 @@ class HitRunner:
                 if c.busy:
                     c.busy = False  # aborted below: not a reset error either
                     rt.interrupted += 1
+            if self.curve is None and (self.iterations is None or self.sent < self.iterations):
+                # Closed model: a connection still connecting (a TLS handshake the server
+                # never answers) holds a request that was never sent.
+                rt.interrupted += self.connecting
         finally:
             sweeper.cancel()
             for t in opener:
@@ -202,12 +207,14 @@ class HitRunner:
         loop = asyncio.get_running_loop()
         while self.running and monotonic_ns() < self.end_ns:
             t0 = monotonic_ns()
+            self.connecting += 1
             try:
                 async with asyncio.timeout(self.connect_t):
                     _, conn = await loop.create_connection(
                         lambda: _FastConn(self), self.origin.host, self.origin.port, ssl=self.ssl,
                         server_hostname=self.origin.host if self.ssl else None)
             except (OSError, TimeoutError) as exc:
+                self.connecting -= 1
                 kind, _ = classify_connect_error(exc)
                 now = monotonic_ns()
                 if self.curve is None or self.backlog:
@@ -216,6 +223,10 @@ class HitRunner:
                     self._count_one()
                 await asyncio.sleep(RECONNECT_PAUSE)
                 continue
+            except asyncio.CancelledError:
+                self.connecting -= 1
+                raise
+            self.connecting -= 1
             self.connects += 1
             self.conns.add(conn)
             self._next(conn, monotonic_ns())
