@@ -82,3 +82,21 @@ def test_body_delimited_by_close_in_a_scenario(test_server, scenario_file):
     assert rc == 0, err
     assert s["errors"] == 0, s["errors_by_type"]
     assert [(c["name"], c["passes"], c["fails"]) for c in s["checks"]] == [("whole body", 4, 0)]
+
+
+@pytest.mark.parametrize(("call", "error", "words"), [
+    ('client.get("/", timeout=-1)', "ValueError", "timeout=-1"),
+    ('client.post("/echo", data=5)', "TypeError", "data= must be"),
+    ('client.get("/", headers={6: "a"})', "TypeError", "header name 6"),
+    ('client.get("/", headers=[("a", "b")])', "TypeError", "headers= must be a dict"),
+])
+def test_wrong_client_arguments_say_what_is_wrong(test_server, scenario_file, call, error, words):
+    scen = scenario_file(f"""
+        async def visit(client):
+            await {call}
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-i", "2", "-u", "1", "-w", "1")
+    assert_no_traceback(err)
+    assert s["requests"] == 0  # nothing malformed went on the wire
+    assert s["iterations"]["errors"] == {error: 2}
+    assert words in s["iterations"]["first_tracebacks"][error]

@@ -171,6 +171,8 @@ class Client:
         """
         intended = self.intended_ns or monotonic_ns()
         self.intended_ns = 0
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ValueError(f"timeout={timeout!r}: give a number of seconds > 0 (or leave it out)")
         method = method.upper()
         if params:
             full = add_params(resolve_url(self.base_url, url), params)
@@ -193,7 +195,9 @@ class Client:
         ctype = None
         if req is None:
             if headers:
+                _check_headers(headers)
                 hdrs = {**hdrs, **headers}
+            _check_body(data, content)
             body, ctype = encode_body(json, data, content)
             req = build_request(method, origin, target, hdrs, body, ctype)
             if plain:
@@ -297,3 +301,23 @@ class Client:
 
 
 _KINDS = {int(k): k for k in ErrorKind}
+
+
+def _check_headers(headers: Any) -> None:
+    """A scenario's ``headers=``: a dict of str names to str (or number) values."""
+    if not isinstance(headers, dict):
+        raise TypeError(f"headers= must be a dict of name -> value, not {type(headers).__name__}")
+    for k, v in headers.items():
+        if not isinstance(k, str):
+            raise TypeError(f"header name {k!r} must be a str, not {type(k).__name__}")
+        if not isinstance(v, str | int | float):
+            raise TypeError(f"header {k!r}: the value must be a str, not {type(v).__name__}")
+
+
+def _check_body(data: Any, content: Any) -> None:
+    """``data=`` (a form dict/list, str or bytes) and ``content=`` (str or bytes): not e.g. an int,
+    which ``bytes()`` would turn into that many NUL bytes."""
+    if data is not None and not isinstance(data, dict | list | str | bytes | bytearray | memoryview):
+        raise TypeError(f"data= must be a form dict, str or bytes, not {type(data).__name__} (use json= for JSON)")
+    if content is not None and not isinstance(content, str | bytes | bytearray | memoryview):
+        raise TypeError(f"content= must be str or bytes, not {type(content).__name__}")
