@@ -100,3 +100,41 @@ def test_wrong_client_arguments_say_what_is_wrong(test_server, scenario_file, ca
     assert s["requests"] == 0  # nothing malformed went on the wire
     assert s["iterations"]["errors"] == {error: 2}
     assert words in s["iterations"]["first_tracebacks"][error]
+
+
+@pytest.mark.parametrize(("deco", "words"), [
+    ('@scenario(weight=float("nan"))', "finite number > 0"),
+    ('@scenario(weight="a")', "must be a number"),
+    ('@scenario(name="")', "non-empty str"),
+])
+def test_bad_scenario_marks_are_usage_errors(test_server, scenario_file, deco, words):
+    scen = scenario_file(f"""
+        from surge import scenario
+
+        {deco}
+        async def visit(client):
+            await client.get("/")
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
+    assert rc == 2, err
+    assert_no_traceback(err)
+    lines = error_lines(err)
+    assert len(lines) == 1 and words in lines[0], err
+
+
+def test_two_scenarios_with_one_name(test_server, scenario_file):
+    scen = scenario_file("""
+        from surge import scenario
+
+        @scenario(name="shop")
+        async def a(client):
+            await client.get("/")
+
+        @scenario(name="shop")
+        async def b(client):
+            await client.get("/")
+    """)
+    rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
+    assert rc == 2, err
+    lines = error_lines(err)
+    assert len(lines) == 1 and "'shop' is used twice" in lines[0], err

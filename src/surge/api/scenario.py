@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,15 @@ def scenario(fn: ScenarioFn | None = None, *, weight: float = 1.0, name: str | N
     """
 
     def mark(f: ScenarioFn) -> ScenarioFn:
-        if weight <= 0:
-            raise ValueError(f"scenario weight must be > 0, got {weight}")
-        setattr(f, _MARK, {"weight": float(weight), "name": name or f.__name__})
+        try:
+            w = float(weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"scenario weight must be a number > 0, got {weight!r}") from None
+        if not 0 < w < math.inf:  # also refuses nan, which compares false with everything
+            raise ValueError(f"scenario weight must be a finite number > 0, got {weight!r}")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(f"scenario name must be a non-empty str, got {name!r}")
+        setattr(f, _MARK, {"weight": w, "name": name or f.__name__})
         return f
 
     return mark(fn) if fn is not None else mark

@@ -100,6 +100,10 @@ def load_scenarios(path: str | Path) -> ScenarioSet:
         raise UsageError(
             f"scenario file {path} defines no scenario: add e.g. 'async def visit(client): await client.get(\"/\")'"
         )
+    names = [name for name, _, _ in found]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"scenario name {twice[0]!r} is used twice in {path}: give each @scenario its own name=")
     scenarios = []
     for name, fn, weight in found:
         if not inspect.iscoroutinefunction(fn):
