@@ -164,7 +164,15 @@ def exit_code(s: dict[str, Any], thresholds_passed: bool | None) -> int:
         return exitcodes.THRESHOLD_FAILED
     if s["requests"] and s["errors"] == s["requests"] and not s["thresholds"]:
         return exitcodes.RUN_ERROR  # every request failed: the numbers describe nothing
+    if not s["requests"] and _cut_off(s):
+        return exitcodes.RUN_ERROR  # nothing got an answer before the stop: no numbers at all
     return exitcodes.OK
+
+
+def _cut_off(s: dict[str, Any]) -> int:
+    """Iterations / requests still in flight when the run stopped (0 when none)."""
+    it = s.get("iterations")
+    return int(it.get("interrupted") or 0) if isinstance(it, dict) else 0
 
 
 def record_in_store(run_dir: Path, url: str | None, tags: dict[str, str]) -> str | None:
@@ -242,8 +250,13 @@ def run_and_report(
         if s.get("error"):
             click.echo(f"error: {s['error']}", err=True)
         elif code == exitcodes.RUN_ERROR and not as_json:
-            stderr.print(f"[red]every request failed[/] ({', '.join(s['errors_by_type'])}): check the target",
-                         highlight=False)
+            if s["requests"]:
+                stderr.print(f"[red]every request failed[/] ({', '.join(s['errors_by_type'])}): check the target",
+                             highlight=False)
+            else:
+                stderr.print(f"[red]no request completed[/]: {_cut_off(s)} still waiting for the server when "
+                             "the run stopped; check the target, or give it more time with a longer -d",
+                             highlight=False)
         if code in (exitcodes.INTERRUPTED, exitcodes.USAGE):
             break
     if as_json:

@@ -8,6 +8,7 @@ the test suite, which starts the CLI several hundred times, paid for it every ti
 
 from __future__ import annotations
 
+import signal
 from importlib import import_module
 
 import click
@@ -62,5 +63,12 @@ def cli() -> None:
     """
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (`timeout`, a CI job cancelled, `kill`) stops like Ctrl-C: the run ends
+    # gracefully and its summary is still written, instead of dying with meta.json alone.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli()

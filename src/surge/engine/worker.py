@@ -30,6 +30,7 @@ LAG_PROBE = 0.02  # s between event-loop lag probes
 def worker_main(plan: WorkerPlan, conn: Any) -> None:
     """Process entry point: load, report Ready, wait for Start, run, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # likewise (the CLI's SIGTERM handler is inherited by fork)
     _raise_fd_limit()
     # Before the scenario is imported: feeders split rows by worker (the event
     # loop's tasks inherit this context).

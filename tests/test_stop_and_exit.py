@@ -1,0 +1,60 @@
+"""How a run ends: SIGTERM stops it like Ctrl-C, and a run in which nothing was answered fails.
+
+QA found both: `timeout 2 surge run ...` left a run directory with meta.json
+alone (no summary, nothing in the store), and a run whose every request was
+still waiting at the stop reported "0 requests, 0 errors" and exited 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import SURGE, assert_no_traceback, surge_cli, surge_json
+
+
+def test_sigterm_stops_gracefully_and_keeps_the_run(test_server, scenario_file, tmp_path):
+    scen = scenario_file("""
+        async def visit(client):
+            await client.get("/")
+    """)
+    out = tmp_path / "runs"
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen([*SURGE, "run", str(scen), "-b", test_server, "--rate", "20", "-d", "20s", "-w", "1",
+                             "--out", str(out), "--no-store", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(3.0)  # started, some seconds recorded
+    proc.send_signal(signal.SIGTERM)  # to the CLI process only, as `timeout` does
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 130, err
+    assert_no_traceback(err)
+    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["requests"] > 0
+
+
+def test_run_with_nothing_answered_fails(test_server, scenario_file):
+    scen = scenario_file("""
+        async def visit(client):
+            await client.get("/hang")
+    """)
+    res = surge_cli("run", scen, "-b", test_server, "-u", "2", "-d", "0.5s", "-w", "1", "--timeout", "30s",
+                    "--read-timeout", "30s", "--no-save", "--graceful-stop", "0.5s")
+    assert res.rc == 1, res.stderr
+    assert_no_traceback(res.stderr)
+    assert "no request completed" in res.stderr and "2 still waiting" in res.stderr, res.stderr
+
+
+def test_hit_with_nothing_answered_fails(test_server):
+    rc, s, err = surge_json("hit", test_server + "/hang", "-d", "0.5s", "-c", "2", "-w", "1", "--timeout", "30s",
+                            "--read-timeout", "30s")
+    assert rc == 1, err
+    assert s["requests"] == 0 and s["iterations"]["interrupted"] == 2
