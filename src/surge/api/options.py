@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surge.api.errors import UsageError
+from surge.api.limits import MAX_DURATION_S, MAX_RATE, MAX_VUS
 from surge.api.shapes import Shape, parse_arrival, parse_shape
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
@@ -53,6 +54,9 @@ def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
         raise UsageError(f"invalid {what} {text!r}: must be a finite number of seconds, e.g. 30s")
     if value < 0:
         raise UsageError(f"invalid {what} {text!r}: must not be negative")
+    if value > MAX_DURATION_S:
+        raise UsageError(f"invalid {what} {text!r}: longer than {MAX_DURATION_S / 86_400:.0f} days; "
+                         "split a longer soak into several runs")
     return value
 
 
@@ -83,6 +87,8 @@ def parse_stages(text: str) -> tuple[Stage, ...]:
             ) from None
         if tgt < 0:
             raise UsageError(f"invalid stage target {target!r} in --stages {text!r}: must be >= 0")
+        if tgt > MAX_RATE:
+            raise UsageError(f"invalid stage target {target!r} in --stages {text!r}: above {MAX_RATE:,.0f}")
         stages.append(Stage(parse_duration(dur, what=f"stage duration in {text!r}"), tgt))
     if not stages:
         raise UsageError(f"invalid --stages {text!r}: give at least one DURATION:TARGET")
@@ -192,14 +198,26 @@ class Options:
             val = getattr(self, key)
             if val is not None and (not isinstance(val, int) or val < 0):
                 raise UsageError(f"invalid {key} {val!r} in {source}: must be a whole number >= 0")
+            if key != "iterations" and val is not None and val > MAX_VUS:
+                raise UsageError(f"invalid {key} {val!r} in {source}: above {MAX_VUS:,} VUs per run")
         if self.cookies is not None and not isinstance(self.cookies, bool):
             raise UsageError(f"invalid cookies {self.cookies!r} in {source}: use True or False")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise UsageError(f"invalid rate {self.rate!r} in {source}: must be > 0 (iterations per second)")
+        if self.rate is not None and self.rate > MAX_RATE:
+            raise UsageError(f"invalid rate {self.rate:g} in {source}: above {MAX_RATE:,.0f} per second")
 
     def check_timing(self) -> None:
         """Pacing and rate shapes against the resolved model (checked once all sources are merged)."""
         open_model = self.resolved_model() in OPEN_MODELS
+        if self.duration is not None and self.duration <= 0:
+            raise UsageError("the duration must be > 0: give e.g. -d 30s (or leave it out)")
+        if self.max_duration is not None and self.max_duration <= 0:
+            raise UsageError("--max-duration must be > 0: give e.g. --max-duration 10m (or leave it out)")
+        if self.stages and sum(st.duration for st in self.stages) <= 0:
+            raise UsageError("the stages last 0 s: give at least one stage a duration, e.g. --stages 30s:100")
+        if not open_model and self.vus == 0 and not self.stages:
+            raise UsageError("--vus 0 runs nothing in a closed model: give --vus 1 or more (or --rate for an open model)")
         if self.pacing is not None and open_model:
             raise UsageError("pacing applies to closed models (VUs): an open model already decides when "
                              "iterations start; drop --pacing or use --vus")

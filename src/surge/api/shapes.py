@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from surge.api.errors import UsageError
+from surge.api.limits import MAX_RATE
 
 ARRIVAL_KINDS = ("uniform", "poisson", "gamma")
 SHAPE_KINDS = ("sine", "diurnal", "step", "trace")
@@ -135,6 +136,8 @@ def read_trace(path: Path) -> tuple[tuple[float, float], ...]:
                 r = _number(row.get("rate"), "rate", f"trace {path} line {line_no}", "0,100")
                 if r < 0:
                     raise UsageError(f"trace {path} line {line_no}: rate {r:g} is negative; rates are >= 0")
+                if r > MAX_RATE:
+                    raise UsageError(f"trace {path} line {line_no}: rate {r:g} is above {MAX_RATE:,.0f} per second")
                 if rows and t <= rows[-1][0]:
                     raise UsageError(f"trace {path} line {line_no}: t_s {t:g} is not after {rows[-1][0]:g}; "
                                      "sort the rows by time")

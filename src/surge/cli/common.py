@@ -42,8 +42,34 @@ def parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         k, sep, v = h.partition(":")
         if not sep or not k.strip():
             raise click.BadParameter(f"{h!r}: write headers as 'Name: value'", param_hint="-H/--header")
+        if any(c in h for c in "\r\n\0"):
+            raise click.BadParameter(f"{h!r}: a header may not contain a line break; give one -H per header",
+                                     param_hint="-H/--header")
+        if not m_token(k.strip()):
+            raise click.BadParameter(f"{h!r}: the name {k.strip()!r} has spaces or separators", param_hint="-H/--header")
         out.append((k.strip(), v.strip()))
     return tuple(out)
+
+
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def m_token(text: str) -> bool:
+    """True when ``text`` is an HTTP token (RFC 9110): a method or header name."""
+    return bool(text) and all(c in _TCHAR for c in text)
+
+
+def check_fd_room(connections: int) -> None:
+    """A usage error when ``connections`` sockets cannot be open at once under the file limit."""
+    try:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    except (ImportError, OSError, ValueError):
+        return
+    if hard != resource.RLIM_INFINITY and connections > hard - 64:
+        raise UsageError(f"-c {connections} needs more open files than this system allows ({hard}); "
+                         f"use at most {max(hard - 64, 1)}, or raise the limit (ulimit -n)")
 
 
 def _remember_report(ctx: click.Context, param: Any, value: str | None) -> None:

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import click
 
+from surge.api.limits import MAX_RATE, MAX_VUS
 from surge.api.shapes import parse_shape
 from surge.cli.common import (
     ARRIVAL_CALLBACK,
+    check_fd_room,
     default_workers,
     duration_arg,
     guarded,
+    m_token,
     output_options,
     parse_headers,
     parse_tags,
@@ -30,9 +33,9 @@ REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-dura
 
 @click.command("hit")
 @click.argument("url")
-@click.option("--connections", "-c", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--connections", "-c", type=click.IntRange(min=1, max=MAX_VUS), default=50, show_default=True,
               help="Keep-alive connections (closed model: each sends its next request as soon as the last completes).")
-@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
+@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True, max=MAX_RATE),
               help="Requests per second (open model on the -c connections; latency from the scheduled time, like wrk2).")
 @click.option("--duration", "-d", callback=duration_arg("duration"),
               help="Run length (default 10s; with -n, the bound of the run: 10 min by default).")
@@ -72,6 +75,11 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
         from surge.engine.messages import HitSpec
 
         split_url(url)
+        if duration is not None and duration <= 0:
+            raise UsageError("-d must be > 0: give e.g. -d 10s (or leave it out)")
+        if not m_token(method):
+            raise UsageError(f"-m {method!r} is not an HTTP method: give e.g. GET, POST or PURGE (letters, no spaces)")
+        check_fd_room(connections)
         hdrs = parse_headers(headers)
         payload = b""
         if body is not None and json_body is not None:

@@ -15,6 +15,7 @@ latency = completion - intended; service time = completion - send; TTFB = first 
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
 from collections.abc import Awaitable
 from time import monotonic_ns
@@ -194,6 +195,8 @@ class Client:
         body: bytes = b""
         ctype = None
         if req is None:
+            if not _METHOD.fullmatch(method):
+                raise ValueError(f"method {method!r} is not an HTTP method (a token: letters, no spaces)")
             if headers:
                 _check_headers(headers)
                 hdrs = {**hdrs, **headers}
@@ -301,6 +304,7 @@ class Client:
 
 
 _KINDS = {int(k): k for k in ErrorKind}
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 
 
 def _check_headers(headers: Any) -> None:

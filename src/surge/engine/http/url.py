@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as _json
+import re
 from typing import NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -35,6 +36,9 @@ class Origin(NamedTuple):
         return f"{self.scheme}://{self.host_header}"
 
 
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")  # not allowed raw in a request target (RFC 9112)
+
+
 def split_url(url: str, *, what: str = "URL") -> tuple[Origin, str]:
     """Split an absolute URL into its origin and request target (path + query)."""
     try:
@@ -49,9 +53,14 @@ def split_url(url: str, *, what: str = "URL") -> tuple[Origin, str]:
         )
     if not parts.hostname:
         raise UsageError(f"malformed {what} {url!r}: no host, e.g. http://127.0.0.1:8000/")
+    if port == 0:
+        raise UsageError(f"malformed {what} {url!r}: port 0 is not a port a server listens on")
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
+    if _BAD_TARGET.search(target):
+        raise UsageError(f"malformed {what} {url!r}: spaces and control characters must be "
+                         "percent-encoded in a URL (a space is %20)")
     return Origin(scheme, parts.hostname, port or _DEFAULT_PORTS[scheme]), target
 
 

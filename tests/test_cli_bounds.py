@@ -1,0 +1,75 @@
+"""Values no test plan means are usage errors at once (QA: each used to run, hang or crash and exit 0).
+
+Every case here exits 2 with one line before any load is generated.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import assert_no_traceback, surge_cli
+
+
+def _usage_error(*args: str, words: str) -> None:
+    res = surge_cli(*args, "--no-save", timeout=60)
+    assert res.rc == 2, (res.rc, res.stderr)
+    assert_no_traceback(res.stderr)
+    assert words in res.stderr, res.stderr
+    assert res.wall < 20, res.wall  # refused up front, not after a run
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["-d", "1e100"], "longer than 31 days"),
+    (["-d", "99999999999h"], "longer than 31 days"),
+    (["-d", "0"], "must be > 0"),
+    (["-c", "100000000", "-d", "1s"], "1<=x<=1000000"),
+    (["--rate", "1e12", "-d", "1s"], "0<x<=10000000"),
+    (["-H", "X: a\r\nInjected: 1", "-d", "1s"], "line break"),
+    (["-H", "Bad Name: 1", "-d", "1s"], "spaces or separators"),
+    (["-m", "GE T", "-n", "1"], "not an HTTP method"),
+    (["-m", "", "-n", "1"], "not an HTTP method"),
+])
+def test_hit_bounds(test_server, args, words):
+    _usage_error("hit", test_server + "/", "--no-preflight", *args, words=words)
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("http://127.0.0.1:0/", "port 0"),
+    ("http://127.0.0.1:9/a b", "percent-encoded"),
+])
+def test_hit_bad_urls(url, words):
+    _usage_error("hit", url, "--no-preflight", "-n", "1", words=words)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["-u", "0", "-d", "1s"], "--vus 0 runs nothing"),
+    (["-d", "0s"], "duration must be > 0"),
+    (["--stages", "0s:0"], "the stages last 0 s"),
+    (["--stages", "1s:1e12"], "above 10,000,000"),
+    (["--rate", "1e12", "-d", "1s"], "above 10,000,000 per second"),
+    (["-u", "100000000", "-d", "1s"], "1,000,000 VUs"),
+    (["--max-duration", "0", "-i", "5"], "--max-duration must be > 0"),
+])
+def test_run_bounds(test_server, scenario_file, args, words):
+    scen = scenario_file("""
+        async def visit(client):
+            await client.get("/")
+    """)
+    _usage_error("run", scen, "-b", test_server, "--no-preflight", *args, words=words)
+
+
+def test_trace_with_an_absurd_rate(test_server, scenario_file, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("t_s,rate\n0,10\n1,1e12\n")
+    scen = scenario_file("""
+        async def visit(client):
+            await client.get("/")
+    """)
+    _usage_error("run", scen, "-b", test_server, "--no-preflight", "--shape", f"trace:{trace}", words="line 3")
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "1e-300", "0"])
+def test_replay_speed_bounds(test_server, tmp_path, speed):
+    log = tmp_path / "a.log"
+    log.write_text('127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2 "-" "x"\n')
+    _usage_error("replay", log, "-b", test_server, "--speed", speed, words="--speed")
