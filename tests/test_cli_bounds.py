@@ -73,3 +73,18 @@ def test_replay_speed_bounds(test_server, tmp_path, speed):
     log = tmp_path / "a.log"
     log.write_text('127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2 "-" "x"\n')
     _usage_error("replay", log, "-b", test_server, "--speed", speed, words="--speed")
+
+
+def test_preflight_never_echoes_a_password():
+    from conftest import free_port
+
+    res = surge_cli("hit", f"http://user:s3cret@127.0.0.1:{free_port()}/", "-n", "1", "--no-save", timeout=60)
+    assert res.rc == 1
+    assert "s3cret" not in res.stderr and "***@" in res.stderr, res.stderr
+
+
+def test_dropped_hint_names_the_flag_of_the_command(test_server):
+    res = surge_cli("hit", test_server + "/delay/50", "-c", "1", "--rate", "100", "-d", "1s", "-w", "1",
+                    "--no-save", timeout=60)
+    assert "dropped" in res.stdout, res.stdout
+    assert "raise -c" in res.stdout and "--max-vus" not in res.stdout, res.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -137,11 +138,15 @@ def output_options(f: Callable) -> Callable:
     return f
 
 
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
 def preflight(url: str | None, what: str, timeout: float = 3.0) -> None:
     """Fail fast, with one clear line, when the target cannot be resolved or reached."""
     if not url:
         return
     origin, _ = split_url(url, what=what)
+    url = _USERINFO.sub("//***@", url)  # never echo a password given in the URL
     try:
         infos = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

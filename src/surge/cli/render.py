@@ -82,7 +82,11 @@ def render_summary(console: Console, s: dict[str, Any]) -> None:
     it = s["iterations"]
     line = f"iterations: {it['completed']:,} completed"
     if it["dropped"]:
-        line += f", [yellow]{it['dropped']:,} dropped[/] (no free VU: raise --max-vus or the server is too slow)"
+        model = s.get("model")
+        fix = ("no free connection: raise -c" if model == "hit"
+               else "too many in flight: raise --max-inflight" if model == "replay"
+               else "no free VU: raise --max-vus")
+        line += f", [yellow]{it['dropped']:,} dropped[/] ({fix}, or the server is too slow)"
     if it["interrupted"]:
         line += f", {it['interrupted']:,} interrupted at stop"
     if it["errors"]:
