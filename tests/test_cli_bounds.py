@@ -88,3 +88,18 @@ def test_dropped_hint_names_the_flag_of_the_command(test_server):
                     "--no-save", timeout=60)
     assert "dropped" in res.stdout, res.stdout
     assert "raise -c" in res.stdout and "--max-vus" not in res.stdout, res.stdout
+
+
+def test_demo_run_checks_the_scenario_before_starting_the_service(tmp_path):
+    res = surge_cli("demo", "run", str(tmp_path / "missing.py"), timeout=60)
+    assert res.rc == 2, res.stderr
+    assert "not found" in res.stderr and "demo service up" not in res.stderr, res.stderr
+    assert res.wall < 15
+
+
+def test_breakpoint_time_budget_shorter_than_a_step():
+    from conftest import free_port
+
+    res = surge_cli("breakpoint", f"http://127.0.0.1:{free_port()}/", "--time-budget", "0", timeout=60)
+    assert res.rc == 2, res.stderr
+    assert "--time-budget" in res.stderr

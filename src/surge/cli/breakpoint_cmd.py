@@ -135,6 +135,9 @@ def breakpoint_cmd(target, slos, start, max_rate, step_duration, warmup, time_bu
     def go() -> None:
         if max_rate < start:
             raise UsageError(f"--max {max_rate:g} is below --start {start:g}: raise --max or lower --start")
+        if time_budget < step_duration:
+            raise UsageError(f"--time-budget {time_budget:g}s is shorter than one step ({step_duration:g}s): "
+                             "raise it (10m is typical)")
         if step_duration < 2:
             raise UsageError(f"--step-duration {step_duration:g}s is too short to judge: use 2s or more (20s is typical)")
         wu = warmup if warmup is not None else min(5.0, max(1.0, step_duration / 4))

@@ -168,6 +168,14 @@ def run_demo_cmd(scenario: str, duration: str, fixed: bool, as_json: bool, no_pr
         run_args = (scenario, *run_args)
         scenario = "examples/shop.py"
 
+    from pathlib import Path
+
+    from surge.engine.loader import load_scenarios
+
+    try:
+        load_scenarios(Path(scenario))  # a missing or broken scenario fails before the service starts
+    except UsageError as exc:
+        raise DemoError(str(exc)) from None
     args = [sys.executable, "-c", "from surge.cli.main import main; main()", "demo", "serve", "--port", "0"]
     if fixed:
         args.append("--fixed")
