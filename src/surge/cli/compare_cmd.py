@@ -27,6 +27,36 @@ def _pct(text: str, what: str) -> float:
     return v
 
 
+def check_writable(path: str | None, flag: str) -> None:
+    """Fail before any work when ``flag``'s output file cannot be written ('-' is stdout).
+
+    Opens the file for appending (creating it, then removing what this created), so the
+    answer is the operating system's, not a guess from permission bits.
+    """
+    if not path or path == "-":
+        return
+    p = Path(path)
+    existed = p.exists()
+    try:
+        with open(p, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}; choose another path") from None
+    if not existed:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def write_output(path: str, text: str, flag: str) -> None:
+    """Write ``flag``'s output file; an OS error is one line naming the file."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}; choose another path") from None
+
+
 def _config(delta: str, metric_delta: tuple[str, ...], alpha: float, warmup: int, seed: int):
     from surge.analysis.compare import METRICS, CompareConfig
 
@@ -127,6 +157,7 @@ def compare_cmd(a, b, delta, metric_delta, alpha, warmup, seed, as_json, markdow
 
     def go() -> None:
         config = _config(delta, metric_delta, alpha, warmup, seed)
+        check_writable(markdown, "--markdown")
         store = _open_store_quietly(store_url_opt)
         sa, sb, cmp = run_compare(a, b, store, config)
         from surge.cli.render_compare import comparison_json, render_comparison
@@ -141,7 +172,7 @@ def compare_cmd(a, b, delta, metric_delta, alpha, warmup, seed, as_json, markdow
             if markdown == "-":
                 sys.stdout.write(text)
             else:
-                Path(markdown).write_text(text)
+                write_output(markdown, text, "--markdown")
 
     guarded(go)
 
@@ -174,6 +205,8 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
         from surge.results.select import Side, load_side
 
         config = _config(delta, metric_delta, alpha, warmup, seed)
+        check_writable(markdown, "--markdown")
+        check_writable(junit, "--junit")
         store = open_store(store_url_opt)
         current = load_side(run, store)
         if len(current.run_ids) == 1 and not Path(run).is_dir():
@@ -200,12 +233,16 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
         gate = decide(cmp, thresholds)
         md = gate_markdown(gate, cmp, thresholds, run=current.label, baseline=base.label if base else None)
         if markdown:
-            Path(markdown).write_text(md)
+            write_output(markdown, md, "--markdown")
         if os.environ.get("GITHUB_STEP_SUMMARY"):
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
-                f.write(md)
+            try:
+                with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+                    f.write(md)
+            except OSError as exc:  # the verdict still counts: say so and go on
+                click.echo(f"warning: cannot append to $GITHUB_STEP_SUMMARY {os.environ['GITHUB_STEP_SUMMARY']}: "
+                           f"{exc.strerror or exc}", err=True)
         if junit:
-            Path(junit).write_text(gate_junit(cmp, thresholds, run=current.label))
+            write_output(junit, gate_junit(cmp, thresholds, run=current.label), "--junit")
         if as_json:
             from surge.cli.render_compare import comparison_json
 
@@ -248,11 +285,11 @@ def _thresholds_of(side, store) -> list[dict[str, Any]]:
             paths.append(Path(rec.run_dir))
     except UsageError:
         pass
+    from surge.results.rundir import read_json_object
+
     for p in paths:
         f = p / "summary.json"
-        if f.exists():
-            try:
-                return json.loads(f.read_text()).get("thresholds", [])
-            except ValueError:
-                continue
+        if f.is_file():
+            found = read_json_object(f).get("thresholds")  # a damaged summary is an error, not "no thresholds"
+            return found if isinstance(found, list) else []
     return []

@@ -139,6 +139,9 @@ class SecondStats:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SecondStats:
+        """The inverse of :meth:`to_json`; ``ValueError`` when ``d`` is not a JSON object."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a second must be a JSON object, not {type(d).__name__}")
         reqs = {
             (r["scenario"], r["name"], r["method"], r["status"]): RequestStats.from_json(r)
             for r in d.get("requests", [])

@@ -3,12 +3,13 @@
 A run comes from a run directory or from the run store. Both give the same
 :class:`RunData`. A run directory may be incomplete (the run crashed, the disk
 filled up): loading then keeps what is there and says in ``notes`` what was
-missing, so a report can still be drawn and says why it is partial.
+missing, so a report can still be drawn and says why it is partial. A file that
+is there but damaged (not what surge writes) is an error naming it, never a report
+that looks fine.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ from typing import Any
 from surge.api.errors import UsageError
 from surge.metrics.aggregate import RunAggregate
 from surge.metrics.stats import Key, RequestStats, SecondStats
-from surge.results.rundir import read_histograms, read_series
+from surge.results.rundir import (
+    CorruptRunFile,
+    read_histograms,
+    read_json_object,
+    read_series_checked,
+)
+from surge.results.sut_files import PROFILE_FILE, SUT_FILE
 
 __all__ = ["RunData", "from_store", "load_run_data", "read_run_dir"]
 
@@ -74,31 +81,36 @@ class RunData:
         return out
 
 
-def _json_file(path: Path, notes: list[str]) -> Any | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        notes.append(f"{path.name} is unreadable (cut short?) and was ignored")
-        return None
-
-
 def _series(path: Path, notes: list[str]) -> list[SecondStats]:
-    f = path / "series.jsonl"
-    if not f.is_file():
+    """The seconds of series.jsonl; a last line cut short is noted, other damage raises
+    :class:`~surge.results.rundir.CorruptRunFile`."""
+    if not (path / "series.jsonl").is_file():
         notes.append("series.jsonl is missing: no time series")
         return []
-    try:
-        series = read_series(path)
-        lines = sum(1 for ln in f.read_bytes().splitlines() if ln.strip())
-    except (OSError, UnicodeDecodeError):
-        notes.append("series.jsonl is unreadable: no time series")
-        return []
-    if lines > len(series):
-        notes.append(f"{lines - len(series)} line(s) of series.jsonl were unreadable (cut short by a crash?) "
-                     "and were skipped")
+    series, truncated = read_series_checked(path)
+    if truncated:
+        notes.append("1 line(s) of series.jsonl were unreadable (cut short by a crash?) and were skipped")
     return series
+
+
+def _check_text(path: Path) -> None:
+    """An optional text file of the run (profile.collapsed, sut.jsonl) must be text when present."""
+    if not path.is_file():
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptRunFile(path, f"cannot read {path.name}: {exc.strerror}") from None
+    body, _, tail = data.rpartition(b"\n")  # an unterminated last line may be cut short
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptRunFile(path, f"{path.name} is not text (binary data at byte {exc.start})") from None
+    if not body and tail.strip(b"\0 \t\r"):
+        try:
+            tail.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptRunFile(path, f"{path.name} is not text (binary data at byte {exc.start})") from None
 
 
 def _merged(series: list[SecondStats]) -> dict[Key, RequestStats]:
@@ -111,24 +123,36 @@ def _merged(series: list[SecondStats]) -> dict[Key, RequestStats]:
 def read_run_dir(path: Path | str) -> RunData:
     """Load a run directory, tolerating a run that crashed (see the module docstring).
 
-    :class:`UsageError` when ``path`` holds neither meta.json nor series.jsonl.
+    :class:`UsageError` when ``path`` holds neither meta.json nor series.jsonl, or no
+    measurement at all; :class:`~surge.results.rundir.CorruptRunFile` (a UsageError) naming
+    the file when one was damaged after it was written: meta.json or summary.json that is
+    not a JSON object, series.jsonl with a bad line other than a last one cut short, a
+    profile.collapsed or sut.jsonl that is not text.
     """
     path = Path(path)
     if not (path / "meta.json").is_file() and not (path / "series.jsonl").is_file():
         raise UsageError(f"{path} is not a run directory (no meta.json or series.jsonl): "
                          "give a run directory written by `surge run`, or a run id from `surge runs list`")
     notes: list[str] = []
-    meta = _json_file(path / "meta.json", notes)
-    if not isinstance(meta, dict):
-        meta = {}
-    if not (path / "meta.json").is_file():
+    # meta.json and summary.json are replaced atomically by the writer: one that is there
+    # but unreadable was damaged afterwards, and the run is not reported as if it were fine.
+    meta: dict[str, Any] = {}
+    if (path / "meta.json").is_file():
+        meta = read_json_object(path / "meta.json")
+    else:
         notes.append("meta.json is missing: no run metadata")
-    summary = _json_file(path / "summary.json", notes)
-    if not isinstance(summary, dict):
-        summary = None
+    summary: dict[str, Any] | None = None
+    if (path / "summary.json").is_file():
+        summary = read_json_object(path / "summary.json")
+    else:
         notes.append("summary.json is missing: the run did not finish (crashed or still running); "
                      "the figures are rebuilt from the seconds in series.jsonl")
     series = _series(path, notes)
+    if summary is None and not series:
+        raise UsageError(f"{path} holds no measurements (no summary.json and no second in series.jsonl): "
+                         "nothing to show; give a run that recorded at least one second")
+    for optional in (PROFILE_FILE, SUT_FILE):
+        _check_text(path / optional)
     histograms: dict[Key, RequestStats] | None = None
     if (path / "histograms.json").is_file():
         try:

@@ -3,14 +3,13 @@ or id,id,...) into the per-second data of one or more runs."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from surge.api.errors import UsageError
 from surge.metrics.stats import SecondStats
-from surge.results.rundir import read_series
+from surge.results.rundir import read_json_object, read_series
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,8 @@ def mismatches(a: Side, b: Side) -> list[str]:
 def _from_dir(path: Path) -> Side:
     if not (path / "series.jsonl").exists():
         raise UsageError(f"{path} is not a run directory (no series.jsonl): give a run id or a run directory")
-    meta = {}
-    if (path / "meta.json").exists():
-        try:
-            meta = json.loads((path / "meta.json").read_text())
-        except ValueError:
-            meta = {}
-    series = read_series(path)
+    meta = read_json_object(path / "meta.json") if (path / "meta.json").is_file() else {}
+    series = read_series(path)  # CorruptRunFile names a damaged file and line
     if not series:
         raise UsageError(f"run directory {path} has no measurements (empty series.jsonl)")
     scen = (meta.get("scenario") or {}).get("path") if isinstance(meta.get("scenario"), dict) else None
@@ -80,12 +74,18 @@ def load_side(spec: str, store: Any | None) -> Side:
         raise UsageError(f"{spec!r} is not a run directory, and no run store is open")
     if spec.startswith("group:"):
         group = spec.split(":", 1)[1]
+        if not group.strip():
+            raise UsageError(f"{spec!r} names no group: write group:NAME, NAME being a repeat_group tag "
+                             "(see `surge runs list`)")
         recs = [r for r in store.list_runs(tag=("repeat_group", group), limit=1000)]
         if not recs:
             raise UsageError(f"no runs tagged repeat_group={group} in the store: see `surge runs list`")
         recs.sort(key=lambda r: r.started_at)
         return _from_store(spec, recs, store)
-    ids = [s for s in spec.split(",") if s]
+    ids = [s.strip() for s in spec.split(",") if s.strip()]
+    if not ids:
+        raise UsageError(f"{spec!r} names no run: give a run id, a unique id prefix, 'latest', a run directory, "
+                         "group:NAME or id1,id2,... (see `surge runs list`)")
     recs = [store.get_run(i) for i in ids]
     return _from_store(recs[0].id if len(recs) == 1 else f"{len(recs)} runs", recs, store)
 

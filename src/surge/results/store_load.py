@@ -20,7 +20,7 @@ from surge.api.errors import UsageError
 from surge.metrics.aggregate import RunAggregate
 from surge.metrics.histogram import Histogram
 from surge.metrics.stats import Key, RequestStats, SecondStats
-from surge.results.rundir import read_histograms, read_series
+from surge.results.rundir import CorruptRunFile, read_histograms, read_series
 from surge.results.store_records import _PCT_COLS
 
 
@@ -99,8 +99,8 @@ def _load_run_dir(path: Path) -> _RunData:
             raise _BadRunDir("summary.json is not a run summary")
     try:
         series = read_series(path) if (path / "series.jsonl").is_file() else []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _BadRunDir(f"cannot read series.jsonl: {exc}") from None
+    except CorruptRunFile as exc:
+        raise _BadRunDir(exc.reason) from None
     hist_text = ""
     if (path / "histograms.json").is_file():
         try:

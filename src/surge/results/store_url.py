@@ -44,7 +44,14 @@ def _normalise(raw: str, source: str) -> URL:
     if backend in ("postgres", "postgresql"):
         if url.drivername in ("postgres", "postgresql"):
             url = url.set(drivername="postgresql+psycopg")
-    elif backend != "sqlite":
+    elif backend == "sqlite":
+        if url.host or url.port or url.username or url.password:
+            # sqlite://relative names a host, not a file: SQLAlchemy refuses it only on connect
+            raise UsageError(
+                f"{source} {_display(url)} is not a SQLite URL: a SQLite file needs three slashes, "
+                "sqlite:///relative/path.db (four for an absolute one: sqlite:////abs/path.db)"
+            )
+    else:
         raise UsageError(
             f"{source} {_display(url)}: unsupported database {backend!r}; "
             "use sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -76,7 +83,8 @@ def store_url(explicit: str | None) -> str:
     Raises :class:`UsageError` for a URL that is not one.
     """
     if explicit and explicit.strip():
-        raw, source = explicit, "--store"
+        # click fills --store from $SURGE_STORE too: name both when they agree
+        raw, source = explicit, ("--store" if os.environ.get(ENV_VAR) != explicit else f"--store/${ENV_VAR}")
     elif os.environ.get(ENV_VAR, "").strip():
         raw, source = os.environ[ENV_VAR], f"${ENV_VAR}"
     else:

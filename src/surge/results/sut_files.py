@@ -25,12 +25,12 @@ def read_sut(run_dir: Path | str) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     out = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 rec = json.loads(line)
             except ValueError:
-                continue  # a line cut short by a crash
+                continue  # a line cut short by a crash (or damaged: read_run_dir says which)
             if isinstance(rec, dict) and isinstance(rec.get("t"), int | float):
                 out.append(rec)
     return out

@@ -111,6 +111,7 @@ def _round(v: float | None, nd: int = 3) -> float | None:
 
 # --------------------------------------------------------------------------- CSV
 
+MAX_VALUE = 1e15  # beyond any real load or rate, and squares of it stay finite in the fit
 LOAD_COLUMNS = ("load", "concurrency", "vus", "users", "n", "rate")
 THROUGHPUT_COLUMNS = ("throughput", "rps", "tput", "x", "req_per_s")
 LATENCY_COLUMNS = ("latency_ms", "latency", "p95_ms", "p95", "mean_ms")
@@ -142,6 +143,13 @@ def points_from_csv(path: Path) -> list[Point]:
         lat = _cell(path, lineno, row, lat_i, header) if lat_i is not None else None
         if load is None or thr is None:
             raise UsageError(f"{path} line {lineno}: empty {header[li if load is None else ti]} value")
+        if load <= 0:
+            raise UsageError(f"{path} line {lineno}: {header[li]} {row[li].strip()} must be > 0 "
+                             "(a load level: VUs, concurrency or a rate)")
+        if thr < 0:
+            raise UsageError(f"{path} line {lineno}: {header[ti]} {row[ti].strip()} cannot be negative")
+        if lat is not None and lat < 0:
+            raise UsageError(f"{path} line {lineno}: {header[lat_i]} {row[lat_i].strip()} cannot be negative")
         out.append(Point(load=load, throughput=thr, latency_ms=lat, source=f"{Path(path).name}:{lineno}"))
     if not out:
         raise UsageError(f"{path} has a header but no data rows: add one row per load level")
@@ -170,4 +178,7 @@ def _cell(path: Path, lineno: int, row: list[str], i: int | None, header: list[s
         raise UsageError(f"{path} line {lineno}: {header[i]} {row[i].strip()!r} is not a number") from None
     if not math.isfinite(v):
         raise UsageError(f"{path} line {lineno}: {header[i]} {row[i].strip()!r} is not a finite number")
+    if abs(v) > MAX_VALUE:
+        raise UsageError(f"{path} line {lineno}: {header[i]} {row[i].strip()} is out of range "
+                         f"(at most {MAX_VALUE:g}); scale the column down (e.g. thousands of req/s)")
     return v

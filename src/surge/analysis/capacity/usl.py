@@ -39,6 +39,7 @@ from scipy.optimize import least_squares
 from surge.api.errors import UsageError
 
 MIN_DISTINCT_LOADS = 3  # three parameters: fewer distinct loads cannot pin them down
+MAX_VALUE = 1e15  # any larger load or throughput is out of range: its squares overflow the fit
 LINEAR_EFFICIENCY = 0.8  # efficiency at the largest load (vs the smallest) that still counts as near-linear
 
 CI_METHOD = ("asymptotic t-interval from the Jacobian (as R nls confint.default), n-3 df; "
@@ -140,6 +141,9 @@ def check_points(load: Any, throughput: Any) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"load and throughput differ in length ({n.size} vs {x.size})")
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(x))):
         raise UsageError("load and throughput must be finite numbers (found NaN or inf)")
+    if max(float(np.abs(n).max(initial=0.0)), float(np.abs(x).max(initial=0.0))) > MAX_VALUE:
+        raise UsageError(f"load and throughput must be at most {MAX_VALUE:g}: scale the values down "
+                         "(e.g. thousands of req/s) before fitting")
     if np.any(n <= 0):
         raise UsageError("every load must be > 0 (a USL point at load 0 carries no information)")
     if np.any(x < 0):
