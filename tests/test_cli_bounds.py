@@ -103,3 +103,15 @@ def test_breakpoint_time_budget_shorter_than_a_step():
     res = surge_cli("breakpoint", f"http://127.0.0.1:{free_port()}/", "--time-budget", "0", timeout=60)
     assert res.rc == 2, res.stderr
     assert "--time-budget" in res.stderr
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--store", "foo://bar"], "unsupported database"),
+    (["--store", "sqlite://relative"], "three slashes"),
+    (["--out", "/proc/surge-cannot-be-here"], "cannot create --out"),
+])
+def test_where_the_run_goes_is_checked_before_the_load(test_server, args, words):
+    res = surge_cli("hit", test_server + "/", "-n", "5", "-w", "1", *args, timeout=60)
+    assert res.rc == 2, res.stderr
+    assert_no_traceback(res.stderr)
+    assert words in res.stderr and "requests" not in res.stdout, (res.stdout, res.stderr)

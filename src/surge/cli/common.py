@@ -206,6 +206,16 @@ def _cut_off(s: dict[str, Any]) -> int:
     return int(it.get("interrupted") or 0) if isinstance(it, dict) else 0
 
 
+def _check_out_root(out_root: Path) -> None:
+    """A usage error, before any load, when run directories cannot be created under ``out_root``."""
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out {out_root}: {exc.strerror}; choose another directory") from None
+    if not os.access(out_root, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write in --out {out_root}: permission denied; choose another directory")
+
+
 def record_in_store(run_dir: Path, url: str | None, tags: dict[str, str]) -> str | None:
     """Add a finished run to the store; a store failure is a warning, never a lost run."""
     try:
@@ -248,6 +258,12 @@ def run_and_report(
 
     if no_save and _report_target() is not None:
         raise UsageError("--report needs the run directory: drop --no-save")
+    if not no_save:
+        _check_out_root(out_root)
+        if not no_store:
+            from surge.results.store import store_url as _store_url
+
+            _store_url(store_url)  # a malformed --store fails before the load, not after it
     parsed = parse_thresholds(thresholds)
     stderr = Console(stderr=True)
     summaries, codes = [], []
