@@ -136,3 +136,15 @@ def test_capacity_fit_rejects_values_out_of_range():
 
     with pytest.raises(UsageError, match="at most"):
         fit_usl([1, 2, 4], [1e308, 1e308, 1e308])
+
+
+def test_gate_reads_the_thresholds_of_a_run_directory_given_by_path(test_server, tmp_path):
+    """`surge gate runs/X` from another directory: the run's failed threshold still fails the gate."""
+    runs = tmp_path / "runs"
+    for extra in (["-t", "p99<0.001ms"], []):
+        surge_cli("hit", test_server + "/", "-n", "30", "-c", "2", "-w", "1", "--out", str(runs), "--no-store",
+                  "--quiet", *extra, timeout=60)
+    failed, passed = sorted(runs.iterdir(), key=lambda p: p.stat().st_mtime)
+    res = surge_cli("gate", str(failed), "--baseline", str(passed), cwd=tmp_path.parent, timeout=60)
+    assert res.rc == 3, (res.stdout, res.stderr)
+    assert "p99<0.001ms" in res.stdout

@@ -277,8 +277,8 @@ def gate_cmd(run, baseline_spec, branch, last_n, delta, metric_delta, alpha, war
 def _thresholds_of(side, store) -> list[dict[str, Any]]:
     """Threshold results of the run, from its run directory's summary.json (if still on disk)."""
     paths = []
-    if side.meta is not None:
-        paths.append(Path(side.label))
+    if side.path is not None:  # a run directory given by path (its name alone only resolved from its parent)
+        paths.append(Path(side.path))
     try:
         rec = store.get_run(side.run_ids[-1])
         if rec.run_dir:

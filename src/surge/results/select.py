@@ -26,6 +26,7 @@ class Side:
     scenario: str | None = None
     meta: dict[str, Any] | None = None
     metas: tuple[dict[str, Any], ...] = ()
+    path: str | None = None  # the run directory, when the side was given as one
 
 
 def _cut(series: list[SecondStats], meta: dict[str, Any] | None) -> list[SecondStats]:
@@ -61,7 +62,7 @@ def _from_dir(path: Path) -> Side:
         raise UsageError(f"run directory {path} has no measurements (empty series.jsonl)")
     scen = (meta.get("scenario") or {}).get("path") if isinstance(meta.get("scenario"), dict) else None
     return Side(path.name, [_cut(series, meta)], [meta.get("run_id") or path.name],
-                scen or (meta.get("hit") or {}).get("url"), meta, (meta,))
+                scen or (meta.get("hit") or {}).get("url"), meta, (meta,), str(path))
 
 
 def load_side(spec: str, store: Any | None) -> Side:
