@@ -30,6 +30,7 @@ from surge.engine.recorder import Recorder
 from surge.engine.runtime import NS, Runtime, Share
 
 _HTTP_4XX, _HTTP_5XX, _PROTOCOL = int(ErrorKind.HTTP_4XX), int(ErrorKind.HTTP_5XX), int(ErrorKind.PROTOCOL)
+HEAD_KEEP = 16_384  # bytes of a response's first read kept to tell how its body ends
 SWEEP_PERIOD = 0.1  # s between timeout sweeps (no per-request timers on this path)
 RECONNECT_PAUSE = 0.01  # s before reopening after a failed connect (avoids a hot loop)
 
@@ -57,7 +58,9 @@ class _FastConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.first:
             self.first = monotonic_ns()
-            self.head = data
+            # Only a head's worth is kept (until the next response): a whole 256 KiB read per
+            # connection would be gigabytes with 10,000 connections to a large file.
+            self.head = data if len(data) <= HEAD_KEEP else data[:HEAD_KEEP]
         self.nbytes += len(data)
         if self.nbytes > MAX_HEAD and not self.hdone:
             self.driver.failed(self, ErrorKind.PROTOCOL, f"response head larger than {MAX_HEAD // 1024} KiB")
