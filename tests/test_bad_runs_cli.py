@@ -8,20 +8,10 @@ import os
 
 import pytest
 
-from conftest import assert_no_traceback, error_lines, surge_cli
+from conftest import surge_cli
 from surge.api.errors import UsageError
 from surge.results.store import Store, store_url
-from test_bad_runs_dirs import make_run
-
-
-def _one_error(res, *names: str) -> str:
-    assert res.rc == 2, res
-    assert_no_traceback(res.stderr)
-    lines = error_lines(res.stderr)
-    assert len(lines) == 1, res.stderr
-    for n in names:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from test_bad_runs_dirs import make_run, usage_error_line
 
 
 @pytest.fixture
@@ -45,14 +35,14 @@ def test_sqlite_url_with_a_host_is_a_usage_error(url):
 
 
 def test_sqlite_url_with_two_slashes_on_the_cli(tmp_path):
-    msg = _one_error(surge_cli("runs", "list", "--store", "sqlite://relative", cwd=tmp_path),
+    msg = usage_error_line(surge_cli("runs", "list", "--store", "sqlite://relative", cwd=tmp_path),
                      "sqlite://relative", "sqlite:///")
     assert "--store" in msg
-    _one_error(surge_cli("dashboard", "--store", "sqlite://relative", cwd=tmp_path), "sqlite://relative")
+    usage_error_line(surge_cli("dashboard", "--store", "sqlite://relative", cwd=tmp_path), "sqlite://relative")
     old = os.environ.get("SURGE_STORE")
     os.environ["SURGE_STORE"] = "sqlite://relative"
     try:
-        msg = _one_error(surge_cli("runs", "list", cwd=tmp_path), "sqlite://relative")
+        msg = usage_error_line(surge_cli("runs", "list", cwd=tmp_path), "sqlite://relative")
         assert "$SURGE_STORE" in msg
     finally:
         if old is None:
@@ -74,7 +64,7 @@ def test_compare_markdown_that_cannot_be_written(two_runs, tmp_path):
     url, (a, b) = two_runs
     bad = tmp_path / "no" / "such" / "dir" / "x.md"
     res = surge_cli("compare", a, b, "--store", url, "--markdown", bad)
-    _one_error(res, f"cannot write --markdown {bad}", "No such file or directory")
+    usage_error_line(res, f"cannot write --markdown {bad}", "No such file or directory")
     assert res.stdout.strip() == ""  # checked before any work
 
 
@@ -85,7 +75,7 @@ def test_gate_outputs_that_cannot_be_written(two_runs, tmp_path, flag):
     afile.write_text("x")
     bad = afile / "x.out"  # under a regular file: not a directory
     res = surge_cli("gate", b, "--baseline", a, "--store", url, flag, bad)
-    _one_error(res, f"cannot write {flag} {bad}")
+    usage_error_line(res, f"cannot write {flag} {bad}")
     assert res.stdout.strip() == ""
 
 
@@ -112,7 +102,7 @@ def test_gate_outputs_that_can_be_written(two_runs, tmp_path):
 def test_run_spec_naming_no_run(two_runs, args):
     url, (a, b) = two_runs
     res = surge_cli(*[x.format(a=a, b=b) for x in args], "--store", url)
-    msg = _one_error(res)
+    msg = usage_error_line(res)
     assert "names no" in msg
 
 
@@ -128,7 +118,7 @@ def test_run_spec_naming_no_run(two_runs, args):
 def test_capacity_csv_values_name_file_line_and_value(tmp_path, rows, says):
     f = tmp_path / "points.csv"
     f.write_text("load,throughput\n" + rows)
-    _one_error(surge_cli("capacity", f), str(f), says)
+    usage_error_line(surge_cli("capacity", f), str(f), says)
 
 
 def test_capacity_fit_rejects_values_out_of_range():

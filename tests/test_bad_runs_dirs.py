@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_no_traceback, error_lines, surge_cli
+from conftest import assert_no_traceback, surge_cli
 from surge.analysis.generator import assess
 from surge.analysis.summary import build_summary
 from surge.api.errors import UsageError
@@ -19,6 +19,7 @@ from surge.metrics.aggregate import RunAggregate
 from surge.metrics.stats import RequestStats, SecondStats
 from surge.results.rundata import read_run_dir
 from surge.results.rundir import CorruptRunFile, RunDirWriter, read_series, read_series_checked
+from test_cli_errors import one_error_line
 
 BINARY = bytes(range(128, 256)) * 3
 
@@ -43,15 +44,10 @@ def make_run(path: Path, seconds: int = 8, vus: int = 4) -> Path:
     return path
 
 
-def _one_error(res, *names: str) -> str:
+def usage_error_line(res, *names: str) -> str:
     """Exit 2, no traceback, exactly one error line, naming each of ``names``."""
     assert res.rc == 2, res
-    assert_no_traceback(res.stderr)
-    lines = error_lines(res.stderr)
-    assert len(lines) == 1, res.stderr
-    for n in names:
-        assert n in lines[0], lines[0]
-    return lines[0]
+    return one_error_line(res.stderr, *names)
 
 
 # --------------------------------------------------------------------------- series.jsonl
@@ -74,7 +70,7 @@ def test_series_of_json_scalars_on_every_command(tmp_path):
     ok = make_run(tmp_path / "ok")
     (d / "series.jsonl").write_text("[1]\n[2]\n")
     for args in (("report", d, "-o", tmp_path / "o.html"), ("explain", d), ("capacity", d), ("compare", d, ok)):
-        msg = _one_error(surge_cli(*args), "series.jsonl line 1")
+        msg = usage_error_line(surge_cli(*args), "series.jsonl line 1")
         assert str(d) in msg
     assert not (tmp_path / "o.html").exists()
     imp = surge_cli("runs", "import", d, "--store", f"sqlite:///{tmp_path / 's.db'}")
@@ -85,8 +81,8 @@ def test_series_of_json_scalars_on_every_command(tmp_path):
 def test_binary_series_on_capacity_and_report(tmp_path):
     d = make_run(tmp_path / "r")
     (d / "series.jsonl").write_bytes(BINARY + b"\n" + BINARY)
-    _one_error(surge_cli("capacity", d), "series.jsonl line 1", "not text")
-    _one_error(surge_cli("explain", d), "series.jsonl")
+    usage_error_line(surge_cli("capacity", d), "series.jsonl line 1", "not text")
+    usage_error_line(surge_cli("explain", d), "series.jsonl")
 
 
 def test_a_last_line_cut_short_is_still_skipped(tmp_path):
@@ -130,25 +126,25 @@ def test_damaged_file_fails_report_and_explain(tmp_path, name, content, says):
     d = make_run(tmp_path / "r")
     (d / name).write_bytes(content)
     out = tmp_path / "o.html"
-    _one_error(surge_cli("report", d, "-o", out), says, str(d / name))
+    usage_error_line(surge_cli("report", d, "-o", out), says, str(d / name))
     assert not out.exists()
-    _one_error(surge_cli("explain", d), says)
+    usage_error_line(surge_cli("explain", d), says)
 
 
 def test_only_meta_json_is_no_run(tmp_path):
     d = make_run(tmp_path / "r")
     for f in ("series.jsonl", "summary.json", "histograms.json"):
         (d / f).unlink()
-    _one_error(surge_cli("report", d, "-o", tmp_path / "o.html"), str(d), "no measurements")
-    _one_error(surge_cli("explain", d), "no measurements")
+    usage_error_line(surge_cli("report", d, "-o", tmp_path / "o.html"), str(d), "no measurements")
+    usage_error_line(surge_cli("explain", d), "no measurements")
 
 
 def test_damaged_meta_on_compare_and_capacity(tmp_path):
     d = make_run(tmp_path / "r")
     ok = make_run(tmp_path / "ok")
     (d / "meta.json").write_text("[1, 2, 3]")
-    _one_error(surge_cli("compare", ok, d), "meta.json is not a JSON object")
-    _one_error(surge_cli("capacity", d), "meta.json is not a JSON object")
+    usage_error_line(surge_cli("compare", ok, d), "meta.json is not a JSON object")
+    usage_error_line(surge_cli("capacity", d), "meta.json is not a JSON object")
 
 
 def test_missing_optional_files_are_fine(tmp_path):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_no_traceback, error_lines, surge_json
+from conftest import assert_no_traceback, surge_json
+from test_cli_errors import one_error_line
 
 
 @pytest.mark.parametrize("stmt", ["sys.exit(5)", "raise SystemExit(1)", "raise KeyboardInterrupt"])
@@ -40,9 +41,7 @@ def test_sys_exit_at_import_is_a_usage_error(test_server, scenario_file):
     """)
     rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
     assert rc == 2, err
-    assert_no_traceback(err)
-    lines = error_lines(err)
-    assert len(lines) == 1 and "sys.exit(3)" in lines[0] and str(scen.name) in lines[0], err
+    one_error_line(err, "sys.exit(3)", str(scen.name))
 
 
 def test_binary_scenario_file(test_server, tmp_path):
@@ -50,9 +49,7 @@ def test_binary_scenario_file(test_server, tmp_path):
     scen.write_bytes(b"\x00\xff\x00garbage")
     rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
     assert rc == 2, err
-    assert_no_traceback(err)
-    lines = error_lines(err)
-    assert len(lines) == 1 and "not Python source" in lines[0], err
+    one_error_line(err, "not Python source")
 
 
 @pytest.mark.parametrize(("path", "kind"), [("/short", "reset"), ("/status/999", "protocol")])
@@ -117,9 +114,7 @@ def test_bad_scenario_marks_are_usage_errors(test_server, scenario_file, deco, w
     """)
     rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
     assert rc == 2, err
-    assert_no_traceback(err)
-    lines = error_lines(err)
-    assert len(lines) == 1 and words in lines[0], err
+    one_error_line(err, words)
 
 
 def test_two_scenarios_with_one_name(test_server, scenario_file):
@@ -136,5 +131,4 @@ def test_two_scenarios_with_one_name(test_server, scenario_file):
     """)
     rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
     assert rc == 2, err
-    lines = error_lines(err)
-    assert len(lines) == 1 and "'shop' is used twice" in lines[0], err
+    one_error_line(err, "'shop' is used twice")

@@ -19,7 +19,7 @@ import httptools
 from surge.api.errors import ErrorKind
 from surge.api.shapes import Shape, parse_arrival
 from surge.engine.http.connection import MAX_HEAD, classify_connect_error, set_nodelay
-from surge.engine.http.head import head_end
+from surge.engine.http.head import framed_by_length, head_end
 from surge.engine.http.pool import make_ssl_context
 from surge.engine.http.url import build_request, split_url
 from surge.engine.messages import WorkerPlan
@@ -97,8 +97,7 @@ class _FastConn(asyncio.Protocol):
         end, _ = head_end(self.head)
         if end < 0:
             return False  # a head split over reads: too rare on this path to keep it whole
-        low = self.head[:end].lower()
-        return b"\ncontent-length:" not in low and b"\ntransfer-encoding:" not in low
+        return not framed_by_length(self.head[:end])
 
     def send(self, request: bytes, intended: int, now: int) -> None:
         self.busy = True

@@ -16,7 +16,7 @@ from time import monotonic, monotonic_ns
 import httptools
 
 from surge.api.errors import ErrorKind
-from surge.engine.http.head import head_end, last_value
+from surge.engine.http.head import framed_by_length, head_end, last_value
 from surge.engine.http.url import Origin
 
 
@@ -128,8 +128,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._fut is not None and self._status and exc is None:
-            low = self._head.lower()
-            if b"\ncontent-length:" in low or b"\ntransfer-encoding:" in low:
+            if framed_by_length(self._head):
                 # The head promised a length (or chunks) the body never reached.
                 self._fail(RequestFailed(ErrorKind.RESET, "connection closed before the end of the body"))
                 return

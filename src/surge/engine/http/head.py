@@ -21,6 +21,13 @@ def head_end(raw: bytes) -> tuple[int, int]:
     return (end, 4) if end >= 0 else (-1, 0)
 
 
+def framed_by_length(head: bytes) -> bool:
+    """True when the header block delimits the body by ``Content-Length`` or chunking, so a
+    close before its end cuts the body short; False for a body that ends at the close."""
+    low = head.lower()
+    return b"\ncontent-length:" in low or b"\ntransfer-encoding:" in low
+
+
 def last_value(low_head: bytes, name: bytes) -> bytes | None:
     """The last value of header ``name`` (lower-case, without colon) in a lower-cased
     header block, stripped; None when absent. A quick look without splitting the block."""
