@@ -141,6 +141,9 @@ def count(name: str, exe: str, nginx: Nginx, rate: int, window: float, workdir: 
                 return {"error": f"surge exited early (code {proc.returncode})"}
             pid = worker_pid(root)
             if flowing(nginx, pid):
+                # Pick again now that requests flow: before the load starts a short-lived
+                # helper (git, run under valgrind too) may have used more CPU than the worker.
+                pid = worker_pid(root)
                 break
         else:
             return {"error": "no steady requests within the warm-up timeout"}
