@@ -8,9 +8,21 @@ from time import monotonic_ns
 
 import pytest
 
+from surge.engine import precise_timer as precise_timer_module
 from surge.engine.precise_timer import precise_timer
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux-only")
+
+
+@pytest.fixture(autouse=True, params=["C", "ctypes"])
+def arm_path(request, monkeypatch):
+    """Every test runs with each way of arming the timer: the _timerfd module and ctypes."""
+    if request.param == "C":
+        if precise_timer_module._arm_abs is None:
+            pytest.skip("surge.engine._timerfd is not built here")
+    else:
+        monkeypatch.setattr(precise_timer_module, "_arm_abs", None)
+    return request.param
 
 
 def test_never_wakes_before_the_deadline_and_returns_at_once_for_the_past():
@@ -97,6 +109,11 @@ def test_sleep_until_precise_waits_long_stops_and_falls_back():
             rt.stop.clear()
 
             # timerfd_settime refused: the timer is dropped and the loop's timers take over
+            def refuse(*a):
+                raise OSError(22, "Invalid argument")
+
+            if rt.timer._arm is not None:
+                rt.timer._arm = refuse
             rt.timer._settime = lambda *a: -1
             t = monotonic_ns() + 5_000_000
             assert await rt.sleep_until_precise(t) is True and monotonic_ns() >= t
@@ -104,5 +121,19 @@ def test_sleep_until_precise_waits_long_stops_and_falls_back():
         finally:
             if rt.timer is not None:
                 rt.timer.close()
+
+    asyncio.run(go())
+
+
+def test_arming_at_or_before_zero_still_fires():
+    # An all-zero it_value would disarm a timerfd instead of firing it: both paths arm
+    # at 1 ns at least, which is long past, so the sleeper returns at once.
+    async def go():
+        pt = precise_timer(asyncio.get_running_loop())
+        try:
+            await asyncio.wait_for(pt.sleep_until(0), timeout=1.0)
+            await asyncio.wait_for(pt.sleep_until(-5), timeout=1.0)
+        finally:
+            pt.close()
 
     asyncio.run(go())

@@ -26,7 +26,7 @@ from surge.engine.messages import WorkerPlan
 from surge.engine.models.arrival import due_arrivals
 from surge.engine.models.schedule import split_int
 from surge.engine.models.shapes import open_curve
-from surge.engine.recorder import Recorder
+from surge.engine.recorder import Recorder, pack_request
 from surge.engine.runtime import NS, Runtime, Share
 
 _HTTP_4XX, _HTTP_5XX, _PROTOCOL = int(ErrorKind.HTTP_4XX), int(ErrorKind.HTTP_5XX), int(ErrorKind.PROTOCOL)
@@ -265,7 +265,7 @@ class HitRunner:
             err = _HTTP_5XX
         else:  # not an HTTP status (RFC 9110: 100-599); the compiled loop calls it a protocol error too
             status, err = 0, _PROTOCOL
-        self._extend((self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes, err))
+        self._extend(pack_request(self.key, conn.intended, conn.send_ns, conn.first, now, status, conn.nbytes, err))
         conn.busy = False
         if self.iterations is not None:
             self._count_one()

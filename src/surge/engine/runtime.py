@@ -180,7 +180,6 @@ class Runtime:
         client.intended_ns = intended_ns
         started = intended_ns or monotonic_ns()
         iteration_start.set(started)  # for pace() in the scenario
-        pace_sleeper.set(self._pace_until)
         error = None
         slot.busy = True
         try:
@@ -227,13 +226,20 @@ class Runtime:
             await self.sleep_until(min(started + int(self.pacing * NS), end_ns))
 
     def bind_sink(self) -> None:
-        """Make ``check()`` in the current task record into this worker."""
+        """Make ``check()`` and ``pace()`` in the current task (a VU's) use this worker.
+
+        Called once when a VU's task starts, not per iteration: its context lives as
+        long as the task."""
         current_sink.set(self.recorder)
+        pace_sleeper.set(self._pace_until)
 
     def note_lag(self, intended_ns: int, now_ns: int) -> None:
         """Record how late an arrival was dispatched (schedule lag, ns)."""
         s = self.recorder.second_of(intended_ns)
-        self.sched_lags.setdefault(s, []).append(now_ns - intended_ns)
+        lags = self.sched_lags.get(s)
+        if lags is None:  # not setdefault: that builds a new empty list per arrival
+            lags = self.sched_lags[s] = []
+        lags.append(now_ns - intended_ns)
 
     async def finish(self, tasks: list[asyncio.Task], grace_s: float) -> None:
         """Wait up to ``grace_s`` for ``tasks``, then cancel what is left (counted as interrupted)."""
