@@ -442,16 +442,19 @@ def add_base_revision(rev: str) -> list[str]:
                    stdout=subprocess.DEVNULL)
     atexit.register(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    src = Path("src/surge/engine/_hitloop.c")
-    if (wt / src).is_file():
-        # The compiled hit loop is not in git. Same C source as here: this build's module is
-        # that revision's; otherwise surge-hit@base runs its Python path, and says so.
+    for c_file in sorted((ROOT / "src/surge/engine").glob("_*.c")):
+        src = c_file.relative_to(ROOT)
+        if not (wt / src).is_file():
+            continue
+        # Compiled modules are not in git. Same C source as here: this build's module is
+        # that revision's; otherwise the base runs its fallback (for _hitloop, surge-hit@base
+        # runs its Python path), and says so.
         same = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", str(src)]).returncode == 0
-        built = sorted((ROOT / src.parent).glob("_hitloop*.so"))
+        built = sorted((ROOT / src.parent).glob(f"{src.stem}*.so"))
         if same and built:
             shutil.copy2(built[-1], wt / src.parent / built[-1].name)
         else:
-            print(f"note: _hitloop.c differs at {rev} (or is not built here): surge-hit@base runs its Python path")
+            print(f"note: {src.name} differs at {rev} (or is not built here): the base runs without it")
     wrapper = wt / "surge-base"
     wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={wt / 'src'} exec {ROOT / '.venv' / 'bin' / 'python'} "
                        "-c 'from surge.cli.main import main; main()' \"$@\"\n")
