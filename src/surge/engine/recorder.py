@@ -2,8 +2,8 @@
 
 The hot path only appends eight integers, packed by one ``struct`` call, to a
 ``bytearray`` (about 0.13 us; ``array('q').extend`` of the same tuple took 0.56 us,
-converting each integer through ``PyArg_Parse``); everything else (bucketing into seconds, histograms, error counts) is done once
-a second with numpy on the whole batch.
+converting each integer through ``PyArg_Parse``). Everything else (bucketing into
+seconds, histograms, error counts) is done once a second with numpy on the whole batch.
 """
 
 from __future__ import annotations
