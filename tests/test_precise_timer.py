@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from time import monotonic_ns
 
@@ -19,6 +20,8 @@ def arm_path(request, monkeypatch):
     """Every test runs with each way of arming the timer: the _timerfd module and ctypes."""
     if request.param == "C":
         if precise_timer_module._arm_abs is None:
+            if os.environ.get("SURGE_REQUIRE_NATIVE") == "1":
+                pytest.fail("SURGE_REQUIRE_NATIVE=1 but surge.engine._timerfd is not built (pip install needs a C compiler)")
             pytest.skip("surge.engine._timerfd is not built here")
     else:
         monkeypatch.setattr(precise_timer_module, "_arm_abs", None)
