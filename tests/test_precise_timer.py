@@ -140,3 +140,23 @@ def test_arming_at_or_before_zero_still_fires():
             pt.close()
 
     asyncio.run(go())
+
+
+def test_the_c_call_reports_bad_arguments_as_python_errors(arm_path):
+    if arm_path != "C":
+        pytest.skip("the C module's own argument checks")
+    from surge.engine._timerfd import arm_abs
+
+    with pytest.raises(TypeError):
+        arm_abs(3)
+    with pytest.raises(ValueError):
+        arm_abs(-1, 1)
+    with pytest.raises(OverflowError):
+        arm_abs(3, 1 << 70)
+    r, w = os.pipe()  # a file descriptor that is not a timerfd
+    try:
+        with pytest.raises(OSError):
+            arm_abs(r, monotonic_ns() + 1_000_000)
+    finally:
+        os.close(r)
+        os.close(w)
