@@ -117,3 +117,23 @@ def test_where_the_run_goes_is_checked_before_the_load(test_server, args, words)
     assert res.rc == 2, res.stderr
     assert_no_traceback(res.stderr)
     assert words in res.stderr and "requests" not in res.stdout, (res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["hit", "http://127.0.0.1:9/", "--no-preflight", "--rate", "nan", "-d", "1s"], "--rate"),
+    (["run", "x.py", "--rate", "inf"], "--rate"),
+    (["breakpoint", "http://127.0.0.1:9/", "--start", "nan"], "--start"),
+    (["breakpoint", "http://127.0.0.1:9/", "--max", "inf"], "--max"),
+    (["breakpoint", "http://127.0.0.1:9/", "--tolerance", "nan"], "--tolerance"),
+    (["compare", "a", "b", "--alpha", "nan"], "--alpha"),  # was a ValueError traceback
+    (["capacity", "x", "--target-rate", "inf"], "--target-rate"),
+    (["capacity", "x", "--slo-percentile", "nan"], "--slo-percentile"),
+    (["demo", "serve", "--db-latency-ms", "nan"], "--db-latency-ms"),
+])
+def test_numbers_must_be_finite(args, flag):
+    # click's FloatRange lets nan through (every comparison with it is False) and, without
+    # a maximum, inf: cli/params.FiniteRange refuses both, naming the flag.
+    rc, stderr = cli_inprocess(*args)
+    assert rc == 2, (rc, stderr)
+    assert_no_traceback(stderr)
+    assert flag in stderr and "not a finite number" in stderr, stderr

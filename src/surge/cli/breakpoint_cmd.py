@@ -44,6 +44,7 @@ from surge.cli.common import (
     record_in_store,
     store_options,
 )
+from surge.cli.params import FiniteRange
 from surge.metrics.aggregate import RunAggregate
 
 STEP_OVERHEAD_S = 3.0  # s: start, graceful stop and teardown of a step, until one was measured
@@ -75,9 +76,9 @@ class WindowCollector:
 @click.argument("target")
 @click.option("--slo", "slos", multiple=True, metavar="EXPR",
               help="SLO a step must meet, repeatable: 'p95<300ms', 'error_rate<1%' (threshold syntax).")
-@click.option("--start", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+@click.option("--start", type=FiniteRange(min=0, min_open=True), default=50.0, show_default=True,
               help="First step's rate (iterations/s; requests/s for a URL).")
-@click.option("--max", "max_rate", type=click.FloatRange(min=0, min_open=True), default=5000.0, show_default=True,
+@click.option("--max", "max_rate", type=FiniteRange(min=0, min_open=True), default=5000.0, show_default=True,
               help="Never step above this rate.")
 @click.option("--step-duration", callback=duration_arg("step duration"), default="20s", show_default=True,
               help="Length of each constant-rate step.")
@@ -85,9 +86,9 @@ class WindowCollector:
               help="Seconds at the start of each step left out of the verdict (default: a quarter of the step, 1-5 s).")
 @click.option("--time-budget", callback=duration_arg("time budget"), default="10m", show_default=True,
               help="Stop starting steps once the search would run past this.")
-@click.option("--tolerance", type=click.FloatRange(min=0.005, max=1.0), default=0.05, show_default=True,
+@click.option("--tolerance", type=FiniteRange(min=0.005, max=1.0), default=0.05, show_default=True,
               help="Stop when first failing / last passing rate - 1 is at most this.")
-@click.option("--growth", type=click.FloatRange(min=1.1, max=4.0), default=2.0, show_default=True,
+@click.option("--growth", type=FiniteRange(min=1.1, max=4.0), default=2.0, show_default=True,
               help="Largest factor between two growing steps (smaller near the SLO).")
 @click.option("--max-steps", type=click.IntRange(min=1, max=100), default=20, show_default=True)
 @click.option("--connections", "-c", type=click.IntRange(min=1), default=100, show_default=True,

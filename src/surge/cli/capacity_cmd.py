@@ -15,6 +15,7 @@ from rich.table import Table
 
 from surge.api.errors import UsageError
 from surge.cli.common import guarded, store_options
+from surge.cli.params import FiniteRange
 
 
 def _pct(text: str | None, what: str, lo: float = -0.99, hi: float = 10.0) -> float | None:
@@ -207,17 +208,17 @@ def render(console: Console, points: list[Any], by_label: str, latency: str, res
               help="Load axis for runs: active VUs (closed models) or target arrival rate (open models).")
 @click.option("--latency", type=click.Choice(["p95", "mean"]), default="p95", show_default=True,
               help="Latency statistic of each point (runs).")
-@click.option("--target-rate", type=click.FloatRange(min=0, min_open=True), metavar="REQ_PER_S",
+@click.option("--target-rate", type=FiniteRange(min=0, min_open=True), metavar="REQ_PER_S",
               help="Peak rate to size for: prints the instances needed to meet --slo.")
 @click.option("--slo", metavar="DURATION", help="Latency objective for sizing, e.g. 300ms.")
-@click.option("--slo-percentile", type=click.FloatRange(0, 100, min_open=True, max_open=True), default=95.0,
+@click.option("--slo-percentile", type=FiniteRange(0, 100, min_open=True, max_open=True), default=95.0,
               show_default=True, help="Share of requests that must meet --slo, in %.")
-@click.option("--capacity", "capacity", type=click.FloatRange(min=0, min_open=True), metavar="REQ_PER_S",
+@click.option("--capacity", "capacity", type=FiniteRange(min=0, min_open=True), metavar="REQ_PER_S",
               help="One instance's capacity μ (default: the highest measured throughput).")
 @click.option("--base-latency", metavar="DURATION",
               help="Unloaded latency queueing adds to (default: latency at the lowest measured load).")
 @click.option("--growth", metavar="PCT", help="Traffic growth per month, compounding, e.g. 5%: projects when capacity runs out.")
-@click.option("--peak-load", type=click.FloatRange(min=0, min_open=True), metavar="REQ_PER_S",
+@click.option("--peak-load", type=FiniteRange(min=0, min_open=True), metavar="REQ_PER_S",
               help="Today's peak traffic for --growth (default: --target-rate).")
 @click.option("--headroom", default="0%", show_default=True, metavar="PCT",
               help="Capacity kept in reserve for --growth, e.g. 20% plans to run out at 80% of capacity.")

@@ -14,6 +14,7 @@ from rich.console import Console
 from surge.api.errors import UsageError
 from surge.cli import exitcodes
 from surge.cli.common import guarded, store_options
+from surge.cli.params import FiniteRange
 
 
 def _pct(text: str, what: str) -> float:
@@ -127,7 +128,7 @@ def compare_options(f):
                      help="Practical threshold: changes smaller than this are SAME, larger can be REGRESSED/IMPROVED."),
         click.option("--metric-delta", multiple=True, metavar="METRIC=PCT",
                      help="Per-metric threshold, e.g. p99=10%, error_rate=50%. Repeatable."),
-        click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True,
+        click.option("--alpha", type=FiniteRange(0.0001, 0.5), default=0.05, show_default=True,
                      help="False-discovery rate (Benjamini-Hochberg across names and metrics)."),
         click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seconds dropped from the start of each run."),

@@ -7,6 +7,7 @@ import ipaddress
 import click
 
 from surge.api.errors import UsageError
+from surge.cli.params import FiniteRange
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -70,7 +71,7 @@ def demo() -> None:
 )
 @click.option(
     "--db-latency-ms",
-    type=click.FloatRange(0, 1000),
+    type=FiniteRange(0, 1000),
     default=1.0,
     show_default=True,
     help="Simulated database round trip per query, in ms (0 turns it off).",

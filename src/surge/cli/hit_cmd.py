@@ -24,6 +24,7 @@ from surge.cli.common import (
     run_and_report,
     store_options,
 )
+from surge.cli.params import FiniteRange
 
 _shape = parsed_callback(parse_shape)
 
@@ -35,7 +36,7 @@ REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-dura
 @click.argument("url")
 @click.option("--connections", "-c", type=click.IntRange(min=1, max=MAX_VUS), default=50, show_default=True,
               help="Keep-alive connections (closed model: each sends its next request as soon as the last completes).")
-@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True, max=MAX_RATE),
+@click.option("--rate", "-r", type=FiniteRange(min=0, min_open=True, max=MAX_RATE),
               help="Requests per second (open model on the -c connections; latency from the scheduled time, like wrk2).")
 @click.option("--duration", "-d", callback=duration_arg("duration"),
               help="Run length (default 10s; with -n, the bound of the run: 10 min by default).")

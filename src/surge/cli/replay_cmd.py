@@ -19,6 +19,7 @@ from surge.cli.common import (
     run_and_report,
     store_options,
 )
+from surge.cli.params import FiniteRange
 
 READ_SLACK_S = 60.0  # s of log read past --duration: logs written at completion are slightly out of order
 
@@ -84,18 +85,11 @@ def build_trace(log, base_url: str | None, limit: int | None, window_s: float | 
     return base, len(builder), other
 
 
-def _finite(value: float, flag: str) -> float:
-    if value != value or value in (float("inf"), float("-inf")):  # nan passes FloatRange's bounds
-        raise click.BadParameter(f"{value!r}: give a number between 0.001 and 1000", param_hint=flag)
-    return value
-
-
 @click.command("replay")
 @click.argument("log", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--base-url", "-b", metavar="URL",
               help="Send the requests here, e.g. http://127.0.0.1:8000 (default for HAR: its first origin).")
-@click.option("--speed", type=click.FloatRange(min=0.001, max=1000.0), default=1.0, show_default=True,
-              callback=lambda ctx, p, v: _finite(v, "--speed"),
+@click.option("--speed", type=FiniteRange(min=0.001, max=1000.0), default=1.0, show_default=True,
               help="Time scale: 2 replays twice as fast, 0.5 at half speed.")
 @click.option("--duration", "-d", callback=duration_arg("duration"),
               help="Replay only the first part of the schedule (after --speed), e.g. 60s.")

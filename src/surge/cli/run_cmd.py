@@ -24,6 +24,7 @@ from surge.cli.common import (
     store_options,
 )
 from surge.cli.dashboard_cmd import dashboard_options, run_dashboard
+from surge.cli.params import FiniteRange
 from surge.cli.sut_flags import monitor_spec, sut_options
 
 
@@ -54,7 +55,7 @@ def _profile(value: str) -> str | int:
 @click.command("run")
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--vus", "-u", type=click.IntRange(min=0), help="Virtual users (closed models) or pre-allocated VUs (open models).")
-@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True),
+@click.option("--rate", "-r", type=FiniteRange(min=0, min_open=True),
               help="Iterations started per second: an open model (constant-arrival-rate; start rate with --stages).")
 @click.option("--duration", "-d", callback=duration_arg("duration"), help="Run length, e.g. 30s, 2m, 1h.")
 @click.option("--stages", "-s", callback=_stages, metavar="D:T,...",
