@@ -477,6 +477,7 @@ class Sample:
     server_cpu: float | None  # nginx worker CPU seconds
     system: tuple[float, float] | None = None  # machine-wide (user+nice+system, steal) seconds
     harness_cpu: float | None = None  # this script's own CPU seconds
+    wakeups: int | None = None  # voluntary context switches of every thread of the generator's tree
 
 
 @dataclass
@@ -492,6 +493,7 @@ class Run:
     server_busy: float | None = None  # nginx worker CPU share during the window
     other_busy: float | None = None  # cores used by anything else (other processes) in the window
     steal: float | None = None  # cores stolen by the hypervisor in the window
+    wakeups_per_s: float | None = None  # generator threads' voluntary context switches per s, steady window
     window_s: float | None = None
     served_total: int | None = None
     tool_requests: int | None = None
@@ -518,6 +520,30 @@ def tree_cpu(proc) -> float | None:
             continue
         total += t.user + t.system + t.children_user + t.children_system
     return total
+
+
+def tree_wakeups(proc) -> int | None:
+    """Voluntary context switches of every thread of `proc` and its live descendants: each is
+    one sleep and wake-up. Per thread, from /proc (psutil counts the main thread only, and
+    surge hit's compiled loop runs in another). None off Linux."""
+    if proc is None:
+        return None
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except PsutilError:
+        return None
+    total, seen = 0, False
+    for p in procs:
+        for status in Path(f"/proc/{p.pid}/task").glob("*/status"):
+            try:
+                text = status.read_text()
+            except OSError:  # the thread or process ended
+                continue
+            m = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", text, re.M)
+            if m:
+                total += int(m.group(1))
+                seen = True
+    return total if seen else None
 
 
 def proc_cpu(proc) -> float | None:
@@ -563,7 +589,8 @@ def sample_until_exit(proc: subprocess.Popen, nginx: Nginx, t0: float, limit: fl
         now = time.monotonic() - t0
         if now >= next_at:
             cpu = tree_cpu(ps_child)
-            samples.append(Sample(now, nginx.requests(), cpu, proc_cpu(worker), *system_cpu()))
+            samples.append(Sample(now, nginx.requests(), cpu, proc_cpu(worker), *system_cpu(),
+                                  wakeups=tree_wakeups(ps_child)))
             next_at = now + SAMPLE_EVERY
         if now > limit and not killed:
             os.killpg(proc.pid, signal.SIGINT)
@@ -653,6 +680,8 @@ def fill_window(run: Run, samples: list[Sample], duration: int) -> None:
         run.cpu_us_per_req = (b.cpu - a.cpu) / served * 1e6
     if a.server_cpu is not None and b.server_cpu is not None:
         run.server_busy = (b.server_cpu - a.server_cpu) / span
+    if a.wakeups is not None and b.wakeups is not None and b.wakeups >= a.wakeups:
+        run.wakeups_per_s = (b.wakeups - a.wakeups) / span
     if None not in (
         a.system,
         b.system,
@@ -685,6 +714,7 @@ class Summary:
     rps_reason: str | None = None
     cpu_reason: str | None = None
     lag_p99_ms: float | None = None  # surge at the fixed rate: typical second's schedule-lag p99 (median of runs)
+    wakeups_per_s: float | None = None  # generator wake-ups per s at the fixed rate (median of runs)
     notes: list[str] = field(default_factory=list)
 
 
@@ -715,6 +745,7 @@ def summarize(tool: str, runs: list[Run], rate: int) -> Summary:
     s.cpu_us = median([r.cpu_us_per_req for r in rt])
     s.cpu_us_whole = median([r.cpu_us_per_req_whole for r in rt])
     s.rate_achieved = median([r.rps for r in rt])
+    s.wakeups_per_s = median([r.wakeups_per_s for r in rt])
     if s.rps is None:
         s.rps_reason = next((r.reason for r in mine if r.mode == "max" and r.reason), "failed")
     if s.cpu_us is None:
@@ -748,6 +779,10 @@ def summary_notes(s: Summary, mine: list[Run], used: list[Run], rate: int) -> li
     if lag is not None:
         notes.append(f"@{rate // 1000}k sched lag p99 {lag:.2f} ms typical, {worst:.2f} worst second"
                      + (f" (steal up to {steal:.1f}%)" if steal else ""))
+    if s.wakeups_per_s is not None:
+        # On these VMs each wake-up of an idle vCPU costs tens of us of CPU: the main
+        # term of CPU per request at a fixed rate (docs/benchmarks.md).
+        notes.append(f"@{rate // 1000}k {s.wakeups_per_s:,.0f} wake-ups/s")
     errs = sum(r.tool_errors or 0 for r in mine)
     if errs:
         notes.append(f"{errs:,} errors reported")
