@@ -193,3 +193,72 @@ def test_large_log_is_streamed_in_bounded_memory(tmp_path):
     assert size > 20_000_000
     # bounded: counters, open sessions and fixed-size samples, not the lines
     assert peak < size / 5, (peak, size)
+
+
+GOOD_LINE = '127.0.0.1 - - [10/Oct/2024:13:55:{s:02d} +0000] "GET /p/{s} HTTP/1.1" 200 12 "-" "curl"\n'
+
+
+def test_a_line_with_a_wrong_clock_is_a_clear_error_not_a_dense_array(tmp_path):
+    # One line dated 2099 in a 2024 log: the rate curve was a dense array of every second
+    # in between (18 GB). Now bucketed from sparse counts, and a span over 31 days is a
+    # usage error that names both ends.
+    log = tmp_path / "future.log"
+    log.write_text("".join(GOOD_LINE.format(s=s) for s in range(5))
+                   + '127.0.0.1 - - [10/Oct/2099:13:55:00 +0000] "GET /future HTTP/1.1" 200 12 "-" "curl"\n')
+    b = WorkloadBuilder()
+    with pytest.raises(UsageError, match=r"span 27,393 days \(2024-10-10T13:55:00Z to 2099-10-10T13:55:00Z\)"):
+        for rec in open_log(log):
+            b.add(rec)
+        b.finish()
+
+
+def test_a_week_of_sparse_traffic_is_bucketed_without_a_dense_array():
+    from surge.traffic.rates import RateCounter, rate_curve
+
+    c = RateCounter()
+    for day in range(7):
+        for i in range(100):
+            c.add(1_700_000_000 + day * 86_400 + i)
+    curve = rate_curve(c)
+    assert curve.bucket_s == 3600 and c.busiest_second() == 1
+    assert sum(r > 0 for r in curve.rates) == 7  # one busy hour a day, the rest zeros
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e300", "-1e300"])
+def test_jsonl_times_that_are_not_clocks_are_malformed_lines(tmp_path, value):
+    log = tmp_path / "t.jsonl"
+    log.write_text('{"time": 1700000000, "path": "/a"}\n'
+                   f'{{"time": {value}, "path": "/b"}}\n'
+                   '{"time": 1700000001, "path": "/c", "status": 1e400}\n')
+    src = open_log(log)
+    recs = list(src)
+    assert [r.target for r in recs] == ["/a"]
+    assert src.stats.malformed == 2 and "not a usable timestamp" in str(src.stats.examples)
+
+
+def test_har_with_a_body_text_that_is_a_number_is_a_malformed_entry(tmp_path):
+    import json
+
+    entry = {"startedDateTime": "2024-10-10T13:55:00Z",
+             "request": {"method": "POST", "url": "http://127.0.0.1/x", "headers": [],
+                         "postData": {"mimeType": "text/plain", "text": 123}}}
+    ok = {"startedDateTime": "2024-10-10T13:55:01Z", "request": {"method": "GET", "url": "http://127.0.0.1/y"}}
+    har = tmp_path / "odd.har"
+    har.write_text(json.dumps({"log": {"entries": [entry, ok]}}))
+    src = open_log(har)
+    assert [r.target for r in src] == ["/y"] and src.stats.malformed == 1
+
+
+def test_a_truncated_gzip_log_is_a_usage_error(tmp_path):
+    full = tmp_path / "full.log.gz"
+    with gzip.open(full, "wt") as f:
+        for i in range(3000):
+            f.write(GOOD_LINE.replace("/p/{s}", f"/p/{i * 7919 % 100_003}").format(s=i % 60))
+    cut = tmp_path / "cut.log.gz"
+    data = full.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(UsageError, match="truncated or corrupt"):
+        list(open_log(cut))
+    r = surge_cli("model", str(cut))
+    assert r.rc == 2 and "truncated or corrupt" in r.stderr, r
+    assert_no_traceback(r.stderr)

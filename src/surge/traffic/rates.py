@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
+
+from surge.api.errors import UsageError
+from surge.api.limits import MAX_DURATION_S
 
 NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # s
 MAX_BUCKETS = 120  # buckets the curve is averaged into before simplification
@@ -65,27 +69,29 @@ class RateCounter:
         d = self.duration()
         return self.n / d if d > 0 else 0.0
 
-    def per_second(self) -> np.ndarray:
-        """Counts for each second from the earliest to the latest (zeros included)."""
+    def span_seconds(self) -> int:
+        """Whole seconds from the earliest event's second to the latest's, both included."""
         if self.n == 0:
-            return np.zeros(0, dtype=np.int64)
-        lo, hi = min(self.counts), max(self.counts)
-        out = np.zeros(hi - lo + 1, dtype=np.int64)
-        for s, c in self.counts.items():
-            out[s - lo] += c
-        return out
+            return 0
+        return max(self.counts) - min(self.counts) + 1
+
+    def busiest_second(self) -> int:
+        """Events in the busiest one-second slot (0 when there are none)."""
+        return max(self.counts.values(), default=0)
 
     def bucket_rates(self, bucket_s: int) -> np.ndarray:
         """Mean rate (events/s) per bucket of ``bucket_s`` s; the last bucket is divided by
-        the part of it the events cover, so a log ending mid-bucket is not read as a drop."""
-        per_second = self.per_second()
-        n = len(per_second)
+        the part of it the events cover, so a log ending mid-bucket is not read as a drop.
+
+        Summed from the sparse per-second counts: a dense array of every second cost
+        memory in proportion to the span (18 GB for a log with one line dated 2099)."""
+        n = self.span_seconds()
         if n == 0:
             return np.zeros(0)
+        keys = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
+        vals = np.fromiter(self.counts.values(), dtype=np.float64, count=len(self.counts))
         nb = math.ceil(n / bucket_s)
-        padded = np.zeros(nb * bucket_s)
-        padded[:n] = per_second
-        sums = padded.reshape(nb, bucket_s).sum(axis=1)
+        sums = np.bincount((keys - keys.min()) // bucket_s, weights=vals, minlength=nb)
         widths = np.full(nb, float(bucket_s))
         covered = min(max(self.duration() - (nb - 1) * bucket_s, 1e-3), float(bucket_s))
         widths[-1] = covered
@@ -119,6 +125,14 @@ class RateCurve:
             total += (prev + r) / 2.0 * d
             prev = r
         return total
+
+
+def _iso(t: float) -> str:
+    """An epoch time (s) as UTC ISO-8601 to the second, for messages."""
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{t:g} s"
 
 
 def pick_bucket(seconds: int, max_buckets: int = MAX_BUCKETS) -> int:
@@ -165,10 +179,15 @@ def rate_curve(counter: RateCounter, max_stages: int = MAX_STAGES, tolerance: fl
     the buckets' rates is simplified until every bucket is within ``tolerance`` x
     the mean rate, or ``max_stages`` are used. A flat curve becomes one stage.
     """
-    seconds = len(counter.per_second())
+    seconds = counter.span_seconds()
     duration = counter.duration()
     if seconds == 0:
         return RateCurve(1, (), 0.0, ())
+    if seconds > MAX_DURATION_S:
+        raise UsageError(
+            f"the log's times span {seconds / 86_400:,.0f} days ({_iso(counter.first)} to {_iso(counter.last)}): "
+            f"more than {MAX_DURATION_S / 86_400:.0f}, the longest run surge plans. A line with a wrong clock? "
+            "Cut the log to the period to model (or fix that line)")
     bucket = pick_bucket(seconds)
     rates = counter.bucket_rates(bucket)
     if len(rates) <= 2:

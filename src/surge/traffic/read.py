@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,6 +138,14 @@ class LogSource:
             def parse(line: str, n: int) -> LogRecord:
                 return clf.parse_line(line, n, times)
 
+        try:
+            yield from self._parsed_lines(parse)
+        except (EOFError, OSError, zlib.error) as exc:  # a .gz cut short, a disk error
+            raise UsageError(f"log {self.path} is truncated or corrupt after line {s.lines}: {exc}; "
+                             "give the whole file (gzip -t checks a .gz)") from None
+
+    def _parsed_lines(self, parse) -> Iterator[LogRecord]:
+        s = self.stats
         with _open_text(self.path) as f:
             for n, line in enumerate(f, 1):
                 line = line.rstrip("\r\n")
@@ -143,12 +153,15 @@ class LogSource:
                     continue
                 s.lines += 1
                 try:
-                    rec = parse(line, n)
+                    rec = checked(parse(line, n))
                 except BadRequest:
                     s.skipped["not an HTTP request line"] += 1
                     continue
                 except BadLine as exc:
                     s.bad(n, line, str(exc))
+                    continue
+                except (TypeError, ValueError, OverflowError) as exc:  # a value no reader expected
+                    s.bad(n, line, f"unreadable value ({exc})")
                     continue
                 s.parsed += 1
                 yield rec
@@ -157,21 +170,39 @@ class LogSource:
         s = self.stats
         try:
             entries = list(har.read_entries(self.path))
+        except (EOFError, OSError, zlib.error) as exc:
+            raise UsageError(f"cannot read {self.path}: it is truncated or corrupt ({exc})") from None
         except BadLine as exc:
             raise UsageError(f"cannot read {self.path} as HAR: {exc}; export it from the browser's "
                              "network panel ('Save all as HAR')") from None
         for n, entry in entries:
             s.lines += 1
             try:
-                rec = har.parse_entry(entry, n)
+                rec = checked(har.parse_entry(entry, n))
             except har.Skip as exc:
                 s.skipped[str(exc)] += 1
                 continue
             except BadLine as exc:
                 s.bad(n, str(entry)[:200], str(exc))
                 continue
+            except (TypeError, ValueError, OverflowError) as exc:  # e.g. a postData text that is a number
+                s.bad(n, str(entry)[:200], f"unreadable value ({exc})")
+                continue
             s.parsed += 1
             yield rec
+
+
+# s since the epoch: a time beyond this (the year 5138) is not a clock, it is a broken field.
+MAX_EPOCH_S = 1e11
+
+
+def checked(rec: LogRecord) -> LogRecord:
+    """``rec`` if its time is a usable clock reading; else BadLine (the line is counted as
+    malformed). NaN and 1e300 reached numpy as a traceback or a terabyte allocation."""
+    t = rec.time
+    if not math.isfinite(t) or abs(t) > MAX_EPOCH_S:
+        raise BadLine(f"time {t!r} is not a usable timestamp")
+    return rec
 
 
 def open_log(path: str | Path, fmt: str | None = None, fields: dict[str, str] | None = None) -> LogSource:

@@ -148,8 +148,7 @@ class WorkloadBuilder:
             for (m, t), c in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         curve = rate_curve(self.rate)
-        per_second = self.rate.per_second()
-        peak = float(per_second.max()) if len(per_second) else 0.0
+        peak = float(self.rate.busiest_second())
         if curve.bucket_s > 1 and curve.rates:
             peak = max(curve.rates)
         return Workload(
