@@ -26,7 +26,7 @@ from surge.engine.hit_native import check_engine_choice, expected_engine
 from surge.engine.loader import ScenarioSet
 from surge.metrics.aggregate import RunAggregate
 from surge.results.meta import git_info, host_info, now_iso, options_dict
-from surge.results.rundir import RunDirWriter, new_run_id
+from surge.results.rundir import RunDirWriter, drop_if_empty, reserve_run_dir
 from surge.sut.spec import MonitorSpec
 
 ABORT_GRACE_S = 5.0  # thresholds are not judged for abort during the first seconds
@@ -148,9 +148,8 @@ def run_session(
     writer = None
     run_dir = None
     if out_root is not None:
-        run_id = new_run_id(label, out_root)
-        run_dir = out_root / run_id
-        meta["run_id"] = run_id
+        run_dir = reserve_run_dir(out_root, label)
+        meta["run_id"] = run_dir.name
         writer = RunDirWriter(run_dir)
         outs.insert(0, writer)
 
@@ -162,11 +161,17 @@ def run_session(
                 return f"threshold {th.source} failed during the run"
         return None
 
-    with sut if sut is not None else nullcontext():  # stops the SUT monitoring on any exit
-        if sut is not None:
-            sut.attach(run_dir)
-            outs.append(sut)
-        outcome = execute(spec, outs, meta=meta, should_abort=should_abort if abort_on_fail and thresholds else None)
+    try:
+        with sut if sut is not None else nullcontext():  # stops the SUT monitoring on any exit
+            if sut is not None:
+                sut.attach(run_dir)
+                outs.append(sut)
+            outcome = execute(spec, outs, meta=meta,
+                              should_abort=should_abort if abort_on_fail and thresholds else None)
+    except BaseException:
+        if run_dir is not None:
+            drop_if_empty(run_dir)  # a run that never started leaves no empty directory behind
+        raise
     if sut is not None:
         outcome.warnings.extend(sut.warnings)
     results = evaluate(thresholds, lambda th: observe(th, outcome.agg, outcome.duration_s)) if thresholds else []

@@ -27,17 +27,35 @@ from surge.metrics.stats import RequestStats, SecondStats
 RUNDIR_VERSION = 1
 
 
-def new_run_id(label: str, root: Path | None = None) -> str:
-    """``YYYYmmdd-HHMMSS-<label>``; a suffix keeps two runs started in one second apart."""
+def new_run_id(label: str) -> str:
+    """``YYYYmmdd-HHMMSS-<label>``; :func:`reserve_run_dir` adds a suffix to keep two runs
+    started in one second apart."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:40] or "run"
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
-    if root is None:
-        return base
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+
+
+def reserve_run_dir(root: Path, label: str) -> Path:
+    """Create ``root/<new run id>`` and return it. ``mkdir`` is atomic, so two runs started
+    in the same second by two processes get two directories (choosing a free name first
+    and creating it later raced: the second run died with FileExistsError)."""
+    root.mkdir(parents=True, exist_ok=True)
+    base = new_run_id(label)
     run_id, n = base, 1
-    while (root / run_id).exists():
-        n += 1
-        run_id = f"{base}-{n}"
-    return run_id
+    while True:
+        try:
+            (root / run_id).mkdir()
+            return root / run_id
+        except FileExistsError:
+            n += 1
+            run_id = f"{base}-{n}"
+
+
+def drop_if_empty(path: Path) -> None:
+    """Remove a reserved run directory that nothing was written to (a run that failed to start)."""
+    try:
+        path.rmdir()  # only succeeds when empty
+    except OSError:
+        pass
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -58,7 +76,7 @@ class RunDirWriter:
         return f"<RunDirWriter {self.path}>"
 
     def start(self, meta: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=False)
+        self.path.mkdir(parents=True, exist_ok=True)  # reserved by reserve_run_dir
         self._meta = {"format_version": RUNDIR_VERSION, **meta, "status": "running"}
         _write_json(self.path / "meta.json", self._meta)
         self._series = open(self.path / "series.jsonl", "a", encoding="utf-8")  # noqa: SIM115
