@@ -187,3 +187,27 @@ def test_merged_cli_overrides_file():
     m = file.merged(cli)
     assert m.vus == 7 and m.duration == 10.0 and m.thresholds == ("p95<1s",)
     assert file.merged(Options()) == file
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"base_url": 5}, "invalid base_url 5"),                  # was an AttributeError from urllib
+    ({5: 1}, "unknown key(s) 5"),                             # was a TypeError joining the names
+    ({"rate": "fast"}, "invalid rate 'fast'"),                # was a TypeError in math.isfinite
+    ({"rate": "5"}, "invalid rate '5'"),
+    ({"rate": True}, "invalid rate True"),
+    ({"thresholds": None}, "invalid thresholds None"),        # was a TypeError iterating None
+    ({"thresholds": [5]}, "invalid thresholds [5]"),
+    ({"abort_on_fail": "no"}, "invalid abort_on_fail 'no'"),  # a non-empty string was taken as True
+    ({"vus": True}, "invalid vus True"),                      # ran 1 VU
+    ({"duration": True}, "invalid duration in options True"),  # ran 1 s
+    ({"setup_timeout": "x"}, "invalid setup_timeout"),
+])
+def test_options_of_the_wrong_type_are_usage_errors(data, words):
+    with pytest.raises(UsageError) as err:
+        Options.from_mapping(data)
+    assert words in str(err.value), str(err.value)
+
+
+def test_hook_timeouts_are_durations():
+    o = Options.from_mapping({"setup_timeout": "2m", "teardown_timeout": 5})
+    assert (o.setup_timeout, o.teardown_timeout) == (120.0, 5.0)

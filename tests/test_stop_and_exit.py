@@ -58,3 +58,76 @@ def test_hit_with_nothing_answered_fails(test_server):
                             "--read-timeout", "30s")
     assert rc == 1, err
     assert s["requests"] == 0 and s["iterations"]["interrupted"] == 2
+
+
+def test_a_teardown_that_never_returns_is_abandoned_and_the_run_kept(test_server, scenario_file, tmp_path):
+    # QA: `async def teardown(): await asyncio.sleep(3600)` hung the run for ever after the load.
+    scen = scenario_file("""
+        import asyncio
+        options = {"teardown_timeout": "1s"}
+
+        async def teardown(data):
+            await asyncio.sleep(3600)
+
+        async def visit(client):
+            await client.get("/")
+    """)
+    out = tmp_path / "runs"
+    t0 = time.monotonic()
+    res = surge_cli("run", scen, "-b", test_server, "-i", "5", "-u", "1", "-w", "1", "--out", out, "--no-store",
+                    "--quiet", timeout=60)
+    assert res.rc == 0, res.stderr
+    assert time.monotonic() - t0 < 30
+    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["requests"] == 5
+    assert any("teardown() did not return within 1 s" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_a_setup_that_never_returns_is_a_usage_error(test_server, scenario_file):
+    scen = scenario_file("""
+        import time
+        options = {"setup_timeout": "1s"}
+
+        def setup():
+            time.sleep(3600)  # blocking: cannot be cancelled, only abandoned
+
+        async def visit(client):
+            await client.get("/")
+    """)
+    res = surge_cli("run", scen, "-b", test_server, "-i", "1", "-w", "1", "--no-save", timeout=60)
+    assert res.rc == 2, res.stderr
+    assert_no_traceback(res.stderr)
+    assert "did not return within 1 s" in res.stderr and "setup_timeout" in res.stderr, res.stderr
+
+
+def test_sigterm_during_teardown_keeps_the_run(test_server, scenario_file, tmp_path):
+    scen = scenario_file("""
+        import asyncio
+        async def teardown(data):
+            await asyncio.sleep(3600)
+
+        async def visit(client):
+            await client.get("/")
+    """)
+    out = tmp_path / "runs"
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen([*SURGE, "run", str(scen), "-b", test_server, "-i", "3", "-u", "1", "-w", "1",
+                             "--out", str(out), "--no-store", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(out.glob("*/series.jsonl")):
+        time.sleep(0.1)
+    time.sleep(2.0)  # the 3 requests are done long before: it sits in teardown()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 130, err
+    assert_no_traceback(err)
+    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["requests"] == 3 and summary["status"] == "interrupted"
+    assert any("teardown() was interrupted" in w for w in summary["warnings"]), summary["warnings"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,14 @@ class SessionResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _call_hook(fn: Any, *args: Any) -> Any:
+HOOK_TIMEOUT_S = 60.0  # s: default limit of setup() and teardown(), as k6's setupTimeout/teardownTimeout
+
+
+class HookTimeout(Exception):
+    """setup() or teardown() did not return within its limit."""
+
+
+def _invoke_hook(fn: Any, *args: Any) -> Any:
     """Call setup/teardown, sync or async, with as many of ``args`` as it accepts."""
     n = len([p for p in inspect.signature(fn).parameters.values() if p.default is inspect.Parameter.empty])
     res = fn(*args[:n])
@@ -54,12 +62,45 @@ def _call_hook(fn: Any, *args: Any) -> Any:
     return res
 
 
+def _call_hook(fn: Any, *args: Any, timeout_s: float = HOOK_TIMEOUT_S) -> Any:
+    """:func:`_invoke_hook` in a daemon thread, waited for at most ``timeout_s`` s.
+
+    A hook that never returns (an await on nothing, a blocking call) hung the run, and
+    after the load that cost the whole run's results; a thread can be abandoned where a
+    blocked call cannot be interrupted. Raises HookTimeout, or what the hook raised.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = _invoke_hook(fn, *args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name=f"surge-{getattr(fn, '__name__', 'hook')}", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise HookTimeout(f"did not return within {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def _hook_timeout(scenarios: ScenarioSet, key: str) -> float:
+    value = getattr(scenarios.options, key, None)
+    return HOOK_TIMEOUT_S if value is None else value
+
+
 def run_setup(scenarios: ScenarioSet | None) -> Any:
     """Run the scenario's ``setup()`` once, before the load; its result goes to every VU."""
     if scenarios is None or scenarios.setup is None:
         return None
     try:
-        return _call_hook(scenarios.setup)
+        return _call_hook(scenarios.setup, timeout_s=_hook_timeout(scenarios, "setup_timeout"))
+    except HookTimeout as exc:
+        raise UsageError(f"setup() in {scenarios.path} {exc}: fix it, or allow it longer with "
+                         "options = {\"setup_timeout\": \"5m\"}") from None
     except Exception as exc:
         raise UsageError(f"setup() in {scenarios.path} raised {type(exc).__name__}: {exc}; fix it and retry") from None
 
@@ -178,7 +219,15 @@ def run_session(
     teardown_error = None
     if scenarios is not None and scenarios.teardown is not None:
         try:
-            _call_hook(scenarios.teardown, setup_data)
+            _call_hook(scenarios.teardown, setup_data, timeout_s=_hook_timeout(scenarios, "teardown_timeout"))
+        except HookTimeout as exc:
+            teardown_error = (f"teardown() {exc} and was abandoned; the run's results are kept "
+                              "(allow it longer with options = {\"teardown_timeout\": \"5m\"})")
+            outcome.warnings.append(teardown_error)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while it ran: keep what the load measured
+            teardown_error = "teardown() was interrupted; the run's results are kept"
+            outcome.warnings.append(teardown_error)
+            outcome.status = "interrupted"
         except Exception as exc:
             teardown_error = f"teardown() raised {type(exc).__name__}: {exc}"
             outcome.warnings.append(teardown_error)

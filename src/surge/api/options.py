@@ -33,6 +33,8 @@ OPEN_MODELS = ("constant-arrival-rate", "ramping-arrival-rate")
 
 def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
     """Parse ``"30s"``, ``"1m30s"``, ``"250ms"``, ``"2h"`` or a bare number of seconds into s."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float):  # True is an int: not a duration
+        raise UsageError(f"invalid {what} {text!r}: give a number with a unit, e.g. 30s, 1m30s, 250ms, 2h")
     if isinstance(text, int | float):
         value = float(text)
     else:
@@ -121,6 +123,9 @@ class Options:
         abort_on_fail: stop the run early when a threshold fails during it.
         max_duration: hard bound in s for iteration-count models (default 10 min).
         cookies: ``False`` turns off the per-VU cookie jar (on by default).
+        setup_timeout: s ``setup()`` may take before the run is refused (default 60, as k6).
+        teardown_timeout: s ``teardown()`` may take before it is abandoned with a warning
+            (default 60); the run's results are kept either way.
     """
 
     model: str | None = None
@@ -140,13 +145,15 @@ class Options:
     abort_on_fail: bool | None = None
     max_duration: float | None = None
     cookies: bool | None = None
+    setup_timeout: float | None = None
+    teardown_timeout: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, source: str = "options") -> Options:
         """Build from a dict (scenario ``options = {...}``), validating keys and units."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(repr(k) if not isinstance(k, str) else k for k in set(data) - names)
         if unknown:
             raise UsageError(
                 f"unknown key(s) {', '.join(unknown)} in {source}: allowed are {', '.join(sorted(names - {'extra'}))}"
@@ -158,7 +165,8 @@ class Options:
         kw: dict[str, Any] = {}
         if isinstance(self.shape, str):
             kw["shape"] = parse_shape(self.shape)
-        for key in ("duration", "graceful_stop", "graceful_ramp_down", "max_duration", "pacing"):
+        for key in ("duration", "graceful_stop", "graceful_ramp_down", "max_duration", "pacing",
+                    "setup_timeout", "teardown_timeout"):
             val = getattr(self, key)
             if val is not None:
                 kw[key] = parse_duration(val, what=f"{key} in {source}")
@@ -184,6 +192,9 @@ class Options:
         if isinstance(self.thresholds, str):
             kw["thresholds"] = (self.thresholds,)
         elif not isinstance(self.thresholds, tuple):
+            if not isinstance(self.thresholds, list) or not all(isinstance(t, str) for t in self.thresholds):
+                raise UsageError(f"invalid thresholds {self.thresholds!r} in {source}: give a list of "
+                                 "expressions, e.g. [\"p95<300ms\", \"error_rate<1%\"]")
             kw["thresholds"] = tuple(self.thresholds)
         out = dataclasses.replace(self, **kw)
         out._validate(source)
@@ -194,14 +205,22 @@ class Options:
             raise UsageError(f"unknown model {self.model!r} in {source}: choose one of {', '.join(MODELS)}")
         if self.arrival is not None:
             parse_arrival(self.arrival)
+        if self.base_url is not None and not isinstance(self.base_url, str):
+            raise UsageError(f"invalid base_url {self.base_url!r} in {source}: give a URL string, "
+                             "e.g. \"http://127.0.0.1:8000\"")
         for key in ("vus", "iterations", "max_vus"):
             val = getattr(self, key)
-            if val is not None and (not isinstance(val, int) or val < 0):
+            if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 0):
                 raise UsageError(f"invalid {key} {val!r} in {source}: must be a whole number >= 0")
             if key != "iterations" and val is not None and val > MAX_VUS:
                 raise UsageError(f"invalid {key} {val!r} in {source}: above {MAX_VUS:,} VUs per run")
-        if self.cookies is not None and not isinstance(self.cookies, bool):
-            raise UsageError(f"invalid cookies {self.cookies!r} in {source}: use True or False")
+        for key in ("cookies", "abort_on_fail"):
+            val = getattr(self, key)
+            if val is not None and not isinstance(val, bool):
+                raise UsageError(f"invalid {key} {val!r} in {source}: use True or False")
+        if self.rate is not None and (not isinstance(self.rate, int | float) or isinstance(self.rate, bool)):
+            raise UsageError(f"invalid rate {self.rate!r} in {source}: give a number of iterations per second, "
+                             "e.g. 50")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise UsageError(f"invalid rate {self.rate!r} in {source}: must be > 0 (iterations per second)")
         if self.rate is not None and self.rate > MAX_RATE:
