@@ -178,3 +178,22 @@ def test_corrupt_store_is_a_run_error(tmp_path):
     bad.write_bytes(b"this is not a database" * 100)
     res = surge_cli("runs", "list", "--store", f"sqlite:///{bad}")
     assert res.rc == 1 and "Traceback" not in res.stderr and str(bad) in res.stderr
+
+
+def test_gate_fails_a_run_with_none_of_the_baselines_requests_and_warns_on_missing_ones():
+    from types import SimpleNamespace
+
+    from surge.analysis.gate import decide
+
+    # QA: a run with 0 requests passed the gate ("only in A (not compared): GET /", gate pass).
+    nothing = SimpleNamespace(rows=[], only_in_a=["GET /", "POST /cart"], only_in_b=[])
+    g = decide(nothing, [])
+    assert g.status == "fail" and g.regressed
+    assert "nothing to compare" in g.failures[0] and "GET /" in g.failures[0]
+
+    row = SimpleNamespace(verdict="SAME", name="GET /", metric="p50", ratio=1.0, ci_low=None, ci_high=None,
+                          reason="")
+    partly = SimpleNamespace(rows=[row], only_in_a=["POST /cart"], only_in_b=[])
+    g = decide(partly, [])
+    assert g.status == "warn" and not g.regressed
+    assert "POST /cart" in g.warnings[0]

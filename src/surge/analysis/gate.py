@@ -22,7 +22,8 @@ class GateResult:
 
 
 def decide(comparison: Any | None, thresholds: list[dict[str, Any]]) -> GateResult:
-    """Fail on a REGRESSED metric or a failed threshold; warn on INCONCLUSIVE; else pass.
+    """Fail on a REGRESSED metric, a failed threshold, or a run with none of the baseline's
+    requests; warn on INCONCLUSIVE and on requests missing from the run; else pass.
 
     ``comparison`` is an :class:`surge.analysis.compare.Comparison` (or None when
     there is no baseline); ``thresholds`` are the summary's threshold results.
@@ -30,6 +31,16 @@ def decide(comparison: Any | None, thresholds: list[dict[str, Any]]) -> GateResu
     failures, warnings = [], []
     regressed = False
     if comparison is not None:
+        gone = comparison.only_in_a  # in the baseline, absent from this run
+        if gone and not comparison.rows:
+            # Nothing compared is not a pass: a run that sent none of the baseline's
+            # requests (or none at all) passed the gate before.
+            regressed = True
+            failures.append(f"nothing to compare: this run has none of the baseline's requests "
+                            f"({', '.join(gone[:5])}{', ...' if len(gone) > 5 else ''})")
+        elif gone:
+            warnings.append(f"not in this run, so not compared: {', '.join(gone[:5])}"
+                            f"{', ...' if len(gone) > 5 else ''}")
         for row in comparison.rows:
             if row.verdict == "REGRESSED":
                 regressed = True
