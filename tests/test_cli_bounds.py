@@ -137,3 +137,18 @@ def test_numbers_must_be_finite(args, flag):
     assert rc == 2, (rc, stderr)
     assert_no_traceback(stderr)
     assert flag in stderr and "not a finite number" in stderr, stderr
+
+
+def test_a_trace_longer_than_a_month_is_refused(test_server, tmp_path):
+    # QA: rows 0 and 1e9 s bypassed the 31-day bound that -d has, and ran until killed.
+    trace = tmp_path / "long.csv"
+    trace.write_text("t_s,rate\n0,10\n1e9,10\n")
+    _usage_error("hit", test_server + "/", "--no-preflight", "--shape", f"trace:{trace}", words="longer than 31 days")
+
+
+def test_a_trace_with_a_byte_order_mark_reads(tmp_path):
+    from surge.api.shapes import read_trace
+
+    trace = tmp_path / "excel.csv"
+    trace.write_bytes("\ufeff".encode() + b"t_s,rate\r\n0,10\r\n5,20\r\n")
+    assert read_trace(trace) == ((0.0, 10.0), (5.0, 20.0))

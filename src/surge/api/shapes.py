@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from surge.api.errors import UsageError
-from surge.api.limits import MAX_RATE
+from surge.api.limits import MAX_DURATION_S, MAX_RATE
 
 ARRIVAL_KINDS = ("uniform", "poisson", "gamma")
 SHAPE_KINDS = ("sine", "diurnal", "step", "trace")
@@ -120,7 +120,7 @@ def read_trace(path: Path) -> tuple[tuple[float, float], ...]:
     rates are iterations/s (>= 0), interpolated linearly between rows.
     """
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a BOM (Excel's CSV) is not part of 't_s'
             reader = csv.DictReader(f)
             cols = [c.strip() for c in reader.fieldnames or []]
             missing = [c for c in ("t_s", "rate") if c not in cols]
@@ -150,6 +150,10 @@ def read_trace(path: Path) -> tuple[tuple[float, float], ...]:
         raise UsageError(f"trace {path} is not a readable CSV ({exc}): write rows t_s,rate") from None
     if len(rows) < 2:
         raise UsageError(f"trace {path} needs at least two rows t_s,rate (a start and an end)")
+    span = rows[-1][0] - rows[0][0]
+    if span > MAX_DURATION_S:
+        raise UsageError(f"trace {path} spans {span:g} s, longer than {MAX_DURATION_S / 86_400:.0f} days; "
+                         "split a longer soak into several runs (are its times in s?)")
     return tuple(rows)
 
 
