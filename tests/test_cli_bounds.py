@@ -152,3 +152,11 @@ def test_a_trace_with_a_byte_order_mark_reads(tmp_path):
     trace = tmp_path / "excel.csv"
     trace.write_bytes("\ufeff".encode() + b"t_s,rate\r\n0,10\r\n5,20\r\n")
     assert read_trace(trace) == ((0.0, 10.0), (5.0, 20.0))
+
+
+def test_replay_of_a_log_spanning_decades_names_the_log_and_the_way_out(test_server, tmp_path):
+    # QA: "invalid duration in command line 2366755200.001" though no duration was given.
+    log = tmp_path / "fut.log"
+    log.write_text('127.0.0.1 - - [10/Oct/2024:13:55:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl"\n'
+                   '127.0.0.1 - - [10/Oct/2099:13:55:00 +0000] "GET /x HTTP/1.1" 200 12 "-" "curl"\n')
+    _usage_error("replay", log, "-b", test_server, words="spans 27,393 days of traffic")

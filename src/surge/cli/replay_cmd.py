@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from surge.api.limits import MAX_DURATION_S
 from surge.cli.common import (
     default_workers,
     duration_arg,
@@ -155,6 +156,11 @@ def replay_cmd(log, base_url, speed, duration, limit, max_inflight, headers, fmt
             del builder
             replay = ReplaySpec(trace_path=str(trace_path), base_url=base, speed=speed, duration=duration,
                                 max_inflight=max_inflight, requests=requests, span_s=span, source=str(log))
+            if duration is None and replay.planned_duration > MAX_DURATION_S:
+                raise UsageError(
+                    f"{log} spans {span / 86_400:,.0f} days of traffic, which at --speed {speed:g} replays for "
+                    f"longer than {MAX_DURATION_S / 86_400:.0f} days: replay a window of it with --duration "
+                    "(or --limit); a line with a wrong clock can cause this")
             opts = Options(base_url=base, duration=replay.planned_duration).normalised(source="command line")
             spec = RunSpec(options=opts, workers=min(default_workers(workers), requests), replay=replay,
                            timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure,
