@@ -262,3 +262,25 @@ def test_a_truncated_gzip_log_is_a_usage_error(tmp_path):
     r = surge_cli("model", str(cut))
     assert r.rc == 2 and "truncated or corrupt" in r.stderr, r
     assert_no_traceback(r.stderr)
+
+
+def test_entries_that_cannot_be_sent_as_logged_are_malformed_not_iteration_errors(tmp_path):
+    import json
+
+    def entry(method="GET", url="http://127.0.0.1/ok", headers=()):
+        return {"startedDateTime": "2024-10-10T13:55:00Z",
+                "request": {"method": method, "url": url, "headers": [{"name": k, "value": v} for k, v in headers]}}
+
+    har = tmp_path / "odd.har"
+    har.write_text(json.dumps({"log": {"entries": [
+        entry(headers=[("X-A", "a\r\nX-Injected: 1")]), entry(method="GE T"), entry(url="http://127.0.0.1/a b"),
+        entry(headers=[("Bad Name", "1")]), entry()]}}))
+    src = open_log(har)
+    assert [r.target for r in src] == ["/ok"]
+    assert src.stats.malformed == 4
+    # With nothing sendable, replay stops before any load with one line (it sent 0 requests, exit 0).
+    only_bad = tmp_path / "bad.har"
+    only_bad.write_text(json.dumps({"log": {"entries": [entry(method="GE T")]}}))
+    r = surge_cli("replay", str(only_bad), "--no-save", "-d", "2s")
+    assert r.rc == 2 and "no readable request" in r.stderr, r
+    assert_no_traceback(r.stderr)

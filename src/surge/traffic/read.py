@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -196,12 +197,24 @@ class LogSource:
 MAX_EPOCH_S = 1e11
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110: a method or header name
+
+
 def checked(rec: LogRecord) -> LogRecord:
-    """``rec`` if its time is a usable clock reading; else BadLine (the line is counted as
-    malformed). NaN and 1e300 reached numpy as a traceback or a terabyte allocation."""
+    """``rec`` if it can be modelled and sent as logged; else BadLine (the line is counted as
+    malformed). NaN and 1e300 times reached numpy as a traceback or a terabyte allocation;
+    a method, target or header the client refuses to send made every replayed request an
+    iteration error, with 0 requests sent and exit 0."""
     t = rec.time
     if not math.isfinite(t) or abs(t) > MAX_EPOCH_S:
         raise BadLine(f"time {t!r} is not a usable timestamp")
+    if not _TOKEN.fullmatch(rec.method):
+        raise BadLine(f"method {rec.method[:40]!r} is not an HTTP method")
+    if any(c in rec.target for c in " \t\r\n"):
+        raise BadLine(f"request target {rec.target[:60]!r} contains whitespace")
+    for name, value in rec.headers:
+        if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+            raise BadLine(f"header {name[:40]!r} cannot be sent as logged (a line break, or not a header name)")
     return rec
 
 
