@@ -14,7 +14,8 @@ from conftest import assert_no_traceback, surge_json
 from test_cli_errors import one_error_line
 
 
-@pytest.mark.parametrize("stmt", ["sys.exit(5)", "raise SystemExit(1)", "raise KeyboardInterrupt"])
+@pytest.mark.parametrize("stmt", ["sys.exit(5)", "raise SystemExit(1)", "raise KeyboardInterrupt",
+                                  "raise BaseException(\"x\")"])  # the last killed the VU silently
 def test_exit_inside_a_scenario_is_an_iteration_error(test_server, scenario_file, stmt):
     scen = scenario_file(f"""
         import sys

@@ -197,9 +197,12 @@ class Runtime:
             if self.fatal is None:
                 self.fatal = str(exc)
                 self.stop.set()
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:
-            # sys.exit() or a KeyboardInterrupt raised by scenario code is the iteration's
-            # error like any other; left alone it would end the worker (asyncio re-raises both).
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - scenario code: any exception is the iteration's
+            # sys.exit(), a KeyboardInterrupt or any other BaseException raised by scenario
+            # code is the iteration's error like any other; left alone it ended the worker
+            # (asyncio re-raises the first two) or silently killed the VU's task (the rest).
             error = type(exc).__name__
             if error not in self.tracebacks:
                 self.tracebacks[error] = "".join(traceback.format_exception(exc)).strip()
