@@ -284,3 +284,21 @@ def test_entries_that_cannot_be_sent_as_logged_are_malformed_not_iteration_error
     r = surge_cli("replay", str(only_bad), "--no-save", "-d", "2s")
     assert r.rc == 2 and "no readable request" in r.stderr, r
     assert_no_traceback(r.stderr)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    line = '10.0.0.9 - - [10/Oct/2024:13:55:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl"\n'
+    log = tmp_path / "bom.log"
+    log.write_bytes(b"\xef\xbb\xbf" + (line * 2).encode())
+    assert [r.client for r in open_log(log)] == ["10.0.0.9", "10.0.0.9"]
+    har = tmp_path / "bom.har"
+    har.write_bytes(b"\xef\xbb\xbf" + b'{"log": {"entries": [{"startedDateTime": "2024-10-10T13:55:00Z", '
+                    b'"request": {"method": "GET", "url": "http://127.0.0.1/x"}}]}}')
+    assert open_log(har).format == "har"
+
+
+def test_utf16_logs_are_named_as_such(tmp_path):
+    log = tmp_path / "win.log"
+    log.write_bytes('10.0.0.9 - - [10/Oct/2024:13:55:00 +0000] "GET /a HTTP/1.1" 200 12\n'.encode("utf-16"))
+    with pytest.raises(UsageError, match="UTF-16 text: convert it to UTF-8"):
+        open_log(log)

@@ -71,8 +71,9 @@ class ReadStats:
 
 def _open_text(path: Path) -> IO[str]:
     raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    # Logs are mostly ASCII; odd bytes (binary probes) must not stop the read.
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
+    # Logs are mostly ASCII; odd bytes (binary probes) must not stop the read. utf-8-sig:
+    # a byte-order mark (Windows editors) is not part of the first line's client address.
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=None)
 
 
 def detect_format(path: Path) -> str | None:
@@ -218,6 +219,12 @@ def checked(rec: LogRecord) -> LogRecord:
     return rec
 
 
+def _is_utf16(path: Path) -> bool:
+    """True when ``path`` starts with a UTF-16 byte-order mark (Windows "Unicode" text)."""
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+        return f.read(2) in (b"\xff\xfe", b"\xfe\xff")
+
+
 def open_log(path: str | Path, fmt: str | None = None, fields: dict[str, str] | None = None) -> LogSource:
     """Open ``path`` as ``fmt`` (one of :data:`FORMATS`; detected when None).
 
@@ -231,6 +238,9 @@ def open_log(path: str | Path, fmt: str | None = None, fields: dict[str, str] | 
         raise UsageError(f"log file {p} not found: give the path of an access log, JSON-lines log or HAR file")
     try:
         empty = p.stat().st_size == 0
+        if not empty and _is_utf16(p):
+            raise UsageError(f"log {p} is UTF-16 text: convert it to UTF-8 first, e.g. "
+                             f"iconv -f UTF-16 -t UTF-8 {p} > {p.stem}.utf8{p.suffix}")
         if not empty and fmt is None:
             fmt = detect_format(p)
     except (OSError, EOFError) as exc:
