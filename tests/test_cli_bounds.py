@@ -160,3 +160,9 @@ def test_replay_of_a_log_spanning_decades_names_the_log_and_the_way_out(test_ser
     log.write_text('127.0.0.1 - - [10/Oct/2024:13:55:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl"\n'
                    '127.0.0.1 - - [10/Oct/2099:13:55:00 +0000] "GET /x HTTP/1.1" 200 12 "-" "curl"\n')
     _usage_error("replay", log, "-b", test_server, words="spans 27,393 days of traffic")
+
+
+def test_replay_of_zero_seconds_is_refused_like_run_and_hit(test_server, tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text('127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2 "-" "x"\n')
+    _usage_error("replay", log, "-b", test_server, "-d", "0", words="--duration must be > 0")

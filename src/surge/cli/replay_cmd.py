@@ -134,6 +134,8 @@ def replay_cmd(log, base_url, speed, duration, limit, max_inflight, headers, fmt
         from surge.traffic.jsonl import parse_mapping
         from surge.traffic.read import open_log
 
+        if duration is not None and duration <= 0:
+            raise UsageError("--duration must be > 0: give e.g. -d 5m (or leave it out to replay the whole log)")
         if base_url is not None:
             split_url(base_url, what="--base-url")
         source = open_log(log, fmt, parse_mapping(fields) if fields else None)
