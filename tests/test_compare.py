@@ -442,3 +442,12 @@ def test_presliced_series_get_no_phantom_seconds():
     assert len(s["GET /x"].units) == 5
     r = samples_from_runs([seconds[2:], seconds[2:]], end_s=9.0)
     assert r["GET /x"].unit_duration_s == (7.0, 7.0) and r["GET /x"].units[0].count == 35
+
+
+def test_a_run_on_both_sides_is_flagged():
+    from surge.results.select import Side, mismatches
+
+    a = Side("A", [[]], ["20261123-120000-x"])
+    b = Side("B", [[]], ["20261123-120000-x"])
+    assert any("on both sides" in m for m in mismatches(a, b))
+    assert not any("on both sides" in m for m in mismatches(a, Side("C", [[]], ["20261123-120500-x"])))

@@ -40,6 +40,9 @@ def _cut(series: list[SecondStats], meta: dict[str, Any] | None) -> list[SecondS
 def mismatches(a: Side, b: Side) -> list[str]:
     """Differences in what was run that make a comparison questionable (scenario, model, options)."""
     out = []
+    same = [r for r in a.run_ids if r in b.run_ids]
+    if same:
+        out.append(f"run {same[0]} is on both sides: a run compared with itself shows no change by construction")
     ma, mb = (a.metas or (a.meta,))[0] or {}, (b.metas or (b.meta,))[0] or {}
     sa, sb = (ma.get("scenario") or {}), (mb.get("scenario") or {})
     if sa.get("sha256") and sb.get("sha256") and sa["sha256"] != sb["sha256"]:
@@ -87,7 +90,11 @@ def load_side(spec: str, store: Any | None) -> Side:
     if not ids:
         raise UsageError(f"{spec!r} names no run: give a run id, a unique id prefix, 'latest', a run directory, "
                          "group:NAME or id1,id2,... (see `surge runs list`)")
-    recs = [store.get_run(i) for i in ids]
+    recs, seen = [], set()
+    for rec in (store.get_run(i) for i in ids):
+        if rec.id not in seen:  # a run named twice (or by id and by prefix) counts once
+            seen.add(rec.id)
+            recs.append(rec)
     return _from_store(recs[0].id if len(recs) == 1 else f"{len(recs)} runs", recs, store)
 
 
