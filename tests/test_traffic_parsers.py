@@ -302,3 +302,16 @@ def test_utf16_logs_are_named_as_such(tmp_path):
     log.write_bytes('10.0.0.9 - - [10/Oct/2024:13:55:00 +0000] "GET /a HTTP/1.1" 200 12\n'.encode("utf-16"))
     with pytest.raises(UsageError, match="UTF-16 text: convert it to UTF-8"):
         open_log(log)
+
+
+@pytest.mark.parametrize("url", ["http:///x", "http://127.0.0.1:99999/x", "http://127.0.0.1:0/x"])
+def test_har_urls_without_a_usable_host_are_malformed_entries(tmp_path, url):
+    import json
+
+    def entry(u):
+        return {"startedDateTime": "2024-10-10T13:55:00Z", "request": {"method": "GET", "url": u}}
+
+    har = tmp_path / "u.har"
+    har.write_text(json.dumps({"log": {"entries": [entry(url), entry("http://127.0.0.1:8000/ok")]}}))
+    src = open_log(har)
+    assert [r.target for r in src] == ["/ok"] and src.stats.malformed == 1

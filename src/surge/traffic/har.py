@@ -85,6 +85,12 @@ def parse_entry(entry: Any, number: int) -> LogRecord:
     if "startedDateTime" not in entry:
         raise BadLine("entry has no startedDateTime")
     parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or 0 < parts.port
+    except ValueError:  # a port out of range or not a number
+        port_ok = False
+    if not parts.hostname or not port_ok:
+        raise BadLine(f"URL {url[:80]!r} names no usable host and port")
     origin = f"{parts.scheme}://{parts.netloc}"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     body, ctype = _body(req)
