@@ -66,3 +66,23 @@ def test_csv_with_other_column_names_and_optional_latency(tmp_path):
     f.write_text("concurrency,rps\n1,100\n2,190\n4,350\n")
     pts = points_from_csv(f)
     assert [(p.load, p.throughput, p.latency_ms) for p in pts] == [(1, 100, None), (2, 190, None), (4, 350, None)]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("load,throughput,latency_ms\n1,100,10\n32,1420\n", "line 3: 2 field(s) where the header has 3"),
+    ("load,throughput,latency_ms\n1,100,10\n64,1850,88,99\n", "line 3: 4 field(s) where the header has 3"),
+    ("load,load,throughput\n1,1,100\n", "column 'load' appears twice"),
+])
+def test_ragged_rows_and_repeated_columns_are_refused(tmp_path, text, words):
+    # QA: they were accepted, a shifted row's values read under the wrong columns.
+    f = tmp_path / "points.csv"
+    f.write_text(text)
+    with pytest.raises(UsageError) as err:
+        points_from_csv(f)
+    assert words in str(err.value), str(err.value)
+
+
+def test_an_empty_latency_cell_is_still_fine(tmp_path):
+    f = tmp_path / "points.csv"
+    f.write_text("load,throughput,latency_ms\n1,100,10\n2,190,\n")
+    assert [p.latency_ms for p in points_from_csv(f)] == [10.0, None]

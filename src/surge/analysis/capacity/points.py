@@ -129,6 +129,9 @@ def points_from_csv(path: Path) -> list[Point]:
     if not rows:
         raise UsageError(f"{path} is empty: write a header line 'load,throughput[,latency_ms]' and one row per load level")
     header = [h.strip().lower() for h in rows[0]]
+    dup = sorted({h for h in header if h and header.count(h) > 1})
+    if dup:
+        raise UsageError(f"{path}: column {dup[0]!r} appears twice in the header {rows[0]}; name each column once")
     li = _column(header, LOAD_COLUMNS)
     ti = _column(header, THROUGHPUT_COLUMNS)
     if li is None or ti is None:
@@ -138,6 +141,9 @@ def points_from_csv(path: Path) -> list[Point]:
     lat_i = _column(header, LATENCY_COLUMNS)
     out = []
     for lineno, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):  # a shifted or cut row would put values under the wrong column
+            raise UsageError(f"{path} line {lineno}: {len(row)} field(s) where the header has {len(header)} "
+                             f"({','.join(rows[0])}); leave a cell empty rather than out")
         load = _cell(path, lineno, row, li, header)
         thr = _cell(path, lineno, row, ti, header)
         lat = _cell(path, lineno, row, lat_i, header) if lat_i is not None else None
