@@ -181,7 +181,8 @@ def _gate(run: RunData, comparison: dict[str, Any] | None) -> Any:
 
     cmp = None
     if comparison is not None:
-        cmp = SimpleNamespace(rows=[SimpleNamespace(**r) for r in comparison.get("rows", [])])
+        cmp = SimpleNamespace(rows=[SimpleNamespace(**r) for r in comparison.get("rows", [])],
+                              only_in_a=list(comparison.get("only_in_a") or []))
     return decide(cmp, _thresholds(run))
 
 
