@@ -5,6 +5,8 @@ Every case here exits 2 with one line before any load is generated.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import assert_no_traceback, surge_cli
@@ -166,3 +168,23 @@ def test_replay_of_zero_seconds_is_refused_like_run_and_hit(test_server, tmp_pat
     log = tmp_path / "a.log"
     log.write_text('127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2 "-" "x"\n')
     _usage_error("replay", log, "-b", test_server, "-d", "0", words="--duration must be > 0")
+
+
+def test_dashboard_port_without_dashboard_is_refused(test_server, scenario_file):
+    scen = scenario_file("""
+        async def visit(client):
+            await client.get("/")
+    """)
+    _usage_error("run", scen, "-b", test_server, "--no-preflight", "--dashboard-port", "9999", "-d", "1s",
+                 words="--dashboard-port goes with --dashboard")
+
+
+def test_model_checks_its_base_url_and_that_the_log_is_a_file(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text('127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2 "-" "x"\n')
+    rc, stderr = cli_inprocess("model", str(log), "-b", "notaurl")
+    assert rc == 2 and "malformed --base-url 'notaurl'" in stderr, stderr
+    fifo = tmp_path / "pipe"  # like /dev/null: exists, not a regular file (it said "not found")
+    os.mkfifo(fifo)
+    rc, stderr = cli_inprocess("model", str(fifo))
+    assert rc == 2 and "is not a regular file" in stderr, stderr

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from surge.api.errors import UsageError
 from surge.cli.common import guarded, store_options
@@ -85,7 +86,10 @@ _META_KEY = "surge.dashboard"
 def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None:
     # Kept in the click context rather than passed as parameters, so `surge run` takes the
     # flags without another three arguments in its signature.
-    ctx.meta.setdefault(_META_KEY, {})[param.name] = value
+    flags = ctx.meta.setdefault(_META_KEY, {})
+    flags[param.name] = value
+    if param.name == "dashboard_port" and ctx.get_parameter_source("dashboard_port") == ParameterSource.COMMANDLINE:
+        flags["dashboard_port_given"] = True
 
 
 def dashboard_options(f: Callable) -> Callable:
@@ -112,6 +116,8 @@ def run_dashboard(*, store_url_opt: str | None, title: str) -> Iterator[list[obj
     if not flags.get("dashboard"):
         if flags.get("dashboard_keep"):
             raise UsageError("--dashboard-keep goes with --dashboard")
+        if flags.get("dashboard_port_given"):
+            raise UsageError("--dashboard-port goes with --dashboard")
         yield []
         return
     with live_dashboard(port=flags.get("dashboard_port", DEFAULT_PORT), store_url_opt=store_url_opt,

@@ -81,6 +81,10 @@ def model_cmd(log, out, unit, gap, base_url, top, fmt, fields, as_json) -> None:
         from surge.traffic.scenario_writer import render_scenario, write_scenario
         from surge.traffic.workload import build_workload
 
+        if base_url is not None:  # written into the scenario: a typo would only surface at `surge run`
+            from surge.engine.http.url import split_url
+
+            split_url(base_url, what="--base-url")
         source = open_log(log, fmt, parse_mapping(fields) if fields else None)
         w = build_workload(source, gap_s=gap)
         if out is not None:

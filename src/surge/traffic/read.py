@@ -234,6 +234,8 @@ def open_log(path: str | Path, fmt: str | None = None, fields: dict[str, str] | 
     p = Path(path)
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"unknown log format {fmt!r}: supported are {', '.join(FORMATS)}")
+    if p.exists() and not p.is_file():
+        raise UsageError(f"{p} is not a regular file: give the path of an access log, JSON-lines log or HAR file")
     if not p.is_file():
         raise UsageError(f"log file {p} not found: give the path of an access log, JSON-lines log or HAR file")
     try:
