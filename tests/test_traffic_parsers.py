@@ -315,3 +315,13 @@ def test_har_urls_without_a_usable_host_are_malformed_entries(tmp_path, url):
     har.write_text(json.dumps({"log": {"entries": [entry(url), entry("http://127.0.0.1:8000/ok")]}}))
     src = open_log(har)
     assert [r.target for r in src] == ["/ok"] and src.stats.malformed == 1
+
+
+def test_a_forty_day_log_is_still_modelled():
+    from surge.traffic.rates import RateCounter, rate_curve
+
+    c = RateCounter()
+    for day in range(40):
+        c.add(1_700_000_000 + day * 86_400)
+    curve = rate_curve(c)
+    assert curve.stages and abs(sum(d for d, _ in curve.stages) - 39 * 86_400) < 2 * 86_400

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from surge.api.errors import UsageError
-from surge.api.limits import MAX_DURATION_S
 
 NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # s
 MAX_BUCKETS = 120  # buckets the curve is averaged into before simplification
 MAX_STAGES = 12
+# s: a log spanning more than a year is a clock gone wrong, not traffic to model. Counts
+# are sparse, so a month-long log costs nothing extra; only the buckets scale with the span.
+MAX_LOG_SPAN_S = 366 * 86_400
 
 
 class RateCounter:
@@ -183,11 +185,10 @@ def rate_curve(counter: RateCounter, max_stages: int = MAX_STAGES, tolerance: fl
     duration = counter.duration()
     if seconds == 0:
         return RateCurve(1, (), 0.0, ())
-    if seconds > MAX_DURATION_S:
+    if seconds > MAX_LOG_SPAN_S:
         raise UsageError(
             f"the log's times span {seconds / 86_400:,.0f} days ({_iso(counter.first)} to {_iso(counter.last)}): "
-            f"more than {MAX_DURATION_S / 86_400:.0f}, the longest run surge plans. A line with a wrong clock? "
-            "Cut the log to the period to model (or fix that line)")
+            "more than a year. A line with a wrong clock? Cut the log to the period to model (or fix that line)")
     bucket = pick_bucket(seconds)
     rates = counter.bucket_rates(bucket)
     if len(rates) <= 2:
