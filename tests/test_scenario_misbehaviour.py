@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_no_traceback, surge_json
+from conftest import assert_no_traceback, surge_cli, surge_json
 from test_cli_errors import one_error_line
 
 
@@ -133,3 +133,28 @@ def test_two_scenarios_with_one_name(test_server, scenario_file):
     rc, s, err = surge_json("run", scen, "-b", test_server, "-d", "1s")
     assert rc == 2, err
     one_error_line(err, "'shop' is used twice")
+
+
+def test_a_scenario_that_kills_its_worker_is_a_run_error(test_server, scenario_file):
+    # QA: os._exit() in a scenario (or a loop blocked for good) gave 0 requests and exit 0.
+    scen = scenario_file("""
+        import os
+
+        async def visit(client):
+            os._exit(0)
+    """)
+    res = surge_cli("run", scen, "-b", test_server, "-d", "2s", "-u", "1", "-w", "1", "--no-save", timeout=60)
+    assert res.rc == 1, res.stderr
+    assert_no_traceback(res.stderr)
+    assert "no request completed" in res.stderr and "died" in res.stderr, res.stderr
+
+
+def test_workers_killed_with_nothing_recorded_is_a_run_error():
+    from surge.cli import exitcodes
+    from surge.cli.common import exit_code
+
+    s = {"requests": 0, "errors": 0, "status": "completed", "thresholds": [], "iterations": {"interrupted": 0},
+         "warnings": ["workers overran the schedule by 10 s and were stopped",
+                      "workers did not stop in time and were killed"]}
+    assert exit_code(s, None) == exitcodes.RUN_ERROR
+    assert exit_code({**s, "warnings": []}, None) == exitcodes.OK

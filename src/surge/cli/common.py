@@ -197,7 +197,17 @@ def exit_code(s: dict[str, Any], thresholds_passed: bool | None) -> int:
         return exitcodes.RUN_ERROR  # every request failed: the numbers describe nothing
     if not s["requests"] and _cut_off(s):
         return exitcodes.RUN_ERROR  # nothing got an answer before the stop: no numbers at all
+    if not s["requests"] and _workers_lost(s):
+        return exitcodes.RUN_ERROR  # the generator itself failed (os._exit, a blocked loop): no numbers
     return exitcodes.OK
+
+
+def _workers_lost(s: dict[str, Any]) -> str | None:
+    """The coordinator's warning when a worker died or had to be killed, else None."""
+    for w in s.get("warnings") or []:
+        if isinstance(w, str) and ((w.startswith("worker ") and " died (" in w) or "were killed" in w):
+            return w
+    return None
 
 
 def _cut_off(s: dict[str, Any]) -> int:
@@ -300,10 +310,16 @@ def run_and_report(
             if s["requests"]:
                 stderr.print(f"[red]every request failed[/] ({', '.join(s['errors_by_type'])}): check the target",
                              highlight=False)
-            else:
+            elif _cut_off(s):
                 stderr.print(f"[red]no request completed[/]: {_cut_off(s)} still waiting for the server when "
                              "the run stopped; check the target, or give it more time with a longer -d",
                              highlight=False)
+            else:
+                from rich.markup import escape
+
+                stderr.print(f"[red]no request completed[/]: {escape(_workers_lost(s) or '')}. A scenario that "
+                             "calls os._exit() or blocks the event loop (time.sleep instead of await sleep) "
+                             "does this", highlight=False)
         if code in (exitcodes.INTERRUPTED, exitcodes.USAGE):
             break
     if as_json:
