@@ -154,7 +154,6 @@ def test_workers_killed_with_nothing_recorded_is_a_run_error():
     from surge.cli.common import exit_code
 
     s = {"requests": 0, "errors": 0, "status": "completed", "thresholds": [], "iterations": {"interrupted": 0},
-         "warnings": ["workers overran the schedule by 10 s and were stopped",
-                      "workers did not stop in time and were killed"]}
+         "workers_lost": ["workers did not stop in time and were killed"]}
     assert exit_code(s, None) == exitcodes.RUN_ERROR
-    assert exit_code({**s, "warnings": []}, None) == exitcodes.OK
+    assert exit_code({**s, "workers_lost": []}, None) == exitcodes.OK

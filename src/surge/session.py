@@ -257,6 +257,7 @@ def run_session(
     summary["model"] = model
     summary["open_model"] = open_model
     summary["connections_opened"] = outcome.connects
+    summary["workers_lost"] = outcome.workers_lost
     summary["run_dir"] = str(run_dir) if run_dir else None
     if sut is not None and sut.summary() is not None:
         summary["sut"] = sut.summary()

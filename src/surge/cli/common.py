@@ -197,17 +197,9 @@ def exit_code(s: dict[str, Any], thresholds_passed: bool | None) -> int:
         return exitcodes.RUN_ERROR  # every request failed: the numbers describe nothing
     if not s["requests"] and _cut_off(s):
         return exitcodes.RUN_ERROR  # nothing got an answer before the stop: no numbers at all
-    if not s["requests"] and _workers_lost(s):
+    if not s["requests"] and s.get("workers_lost"):
         return exitcodes.RUN_ERROR  # the generator itself failed (os._exit, a blocked loop): no numbers
     return exitcodes.OK
-
-
-def _workers_lost(s: dict[str, Any]) -> str | None:
-    """The coordinator's warning when a worker died or had to be killed, else None."""
-    for w in s.get("warnings") or []:
-        if isinstance(w, str) and ((w.startswith("worker ") and " died (" in w) or "were killed" in w):
-            return w
-    return None
 
 
 def _cut_off(s: dict[str, Any]) -> int:
@@ -317,7 +309,7 @@ def run_and_report(
             else:
                 from rich.markup import escape
 
-                stderr.print(f"[red]no request completed[/]: {escape(_workers_lost(s) or '')}. A scenario that "
+                stderr.print(f"[red]no request completed[/]: {escape(s['workers_lost'][0])}. A scenario that "
                              "calls os._exit() or blocks the event loop (time.sleep instead of await sleep) "
                              "does this", highlight=False)
         if code in (exitcodes.INTERRUPTED, exitcodes.USAGE):

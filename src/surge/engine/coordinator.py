@@ -69,6 +69,7 @@ class RunOutcome:
     connects: int = 0
     stop_reason: str = ""
     fatal: str | None = None  # a usage error raised during the run; the CLI exits 2 with it
+    workers_lost: list[str] = field(default_factory=list)  # why workers died or were killed (also in warnings)
 
 
 def planned_seconds(spec: RunSpec) -> float:
@@ -160,6 +161,7 @@ def _collect(
     connects: dict[int, int] = {}
     tracebacks: dict[str, str] = {}
     warnings: list[str] = []
+    lost: list[str] = []  # the warnings that say a worker died or was killed
     next_second = 0
     fatal: str | None = None
     status, reason = "completed", ""
@@ -204,7 +206,8 @@ def _collect(
             for i, why in transport.dead().items():
                 if i not in finished:
                     finished.add(i)
-                    warnings.append(f"worker {i} died ({why}) after second {last_tick[i]}; its data up to then is kept")
+                    lost.append(f"worker {i} died ({why}) after second {last_tick[i]}; its data up to then is kept")
+                    warnings.append(lost[-1])
             live = [last_tick[i] for i in range(n) if i not in finished]
             upto = min(live) if live else max(pending, default=-1) + 1
             while next_second < upto:
@@ -224,7 +227,8 @@ def _collect(
                 warnings.append(f"workers overran the schedule by {DEADLINE_MARGIN:.0f} s and were stopped")
                 stop("deadline", status)
             if stop_sent_at is not None and now - stop_sent_at > KILL_AFTER + min(grace, 1.0):
-                warnings.append("workers did not stop in time and were killed")
+                lost.append("workers did not stop in time and were killed")
+                warnings.append(lost[-1])
                 transport.close(kill=True)
                 for i in range(n):
                     finished.add(i)
@@ -239,7 +243,7 @@ def _collect(
     return RunOutcome(
         agg=agg, status=status, duration_s=max((end_ns - start_ns) / NS, 1e-3),
         interrupted_iterations=sum(interrupted.values()), warnings=warnings, tracebacks=tracebacks,
-        connects=sum(connects.values()), stop_reason=reason, fatal=fatal,
+        connects=sum(connects.values()), stop_reason=reason, fatal=fatal, workers_lost=lost,
     )
 
 
