@@ -16,6 +16,7 @@ from rich.console import Console
 
 from surge.analysis.thresholds import parse_thresholds
 from surge.api.errors import RunError, SurgeError, UsageError
+from surge.api.http_syntax import is_token
 from surge.api.options import parse_duration
 from surge.api.shapes import parse_arrival
 from surge.cli import exitcodes
@@ -46,18 +47,10 @@ def parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         if any(c in h for c in "\r\n\0"):
             raise click.BadParameter(f"{h!r}: a header may not contain a line break; give one -H per header",
                                      param_hint="-H/--header")
-        if not m_token(k.strip()):
+        if not is_token(k.strip()):
             raise click.BadParameter(f"{h!r}: the name {k.strip()!r} has spaces or separators", param_hint="-H/--header")
         out.append((k.strip(), v.strip()))
     return tuple(out)
-
-
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def m_token(text: str) -> bool:
-    """True when ``text`` is an HTTP token (RFC 9110): a method or header name."""
-    return bool(text) and all(c in _TCHAR for c in text)
 
 
 def check_fd_room(connections: int) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from surge.api.http_syntax import is_token
 from surge.api.limits import MAX_RATE, MAX_VUS
 from surge.api.shapes import parse_shape
 from surge.cli.common import (
@@ -15,7 +16,6 @@ from surge.cli.common import (
     default_workers,
     duration_arg,
     guarded,
-    m_token,
     output_options,
     parse_headers,
     parse_tags,
@@ -78,7 +78,7 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
         split_url(url)
         if duration is not None and duration <= 0:
             raise UsageError("-d must be > 0: give e.g. -d 10s (or leave it out)")
-        if not m_token(method):
+        if not is_token(method):
             raise UsageError(f"-m {method!r} is not an HTTP method: give e.g. GET, POST or PURGE (letters, no spaces)")
         check_fd_room(connections)
         hdrs = parse_headers(headers)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from surge.api.errors import UsageError
+from surge.api.http_syntax import is_token
 from surge.traffic import clf, har, jsonl
 from surge.traffic.clf import BadLine, BadRequest
 from surge.traffic.record import LogRecord
@@ -198,9 +198,6 @@ class LogSource:
 MAX_EPOCH_S = 1e11
 
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110: a method or header name
-
-
 def checked(rec: LogRecord) -> LogRecord:
     """``rec`` if it can be modelled and sent as logged; else BadLine (the line is counted as
     malformed). NaN and 1e300 times reached numpy as a traceback or a terabyte allocation;
@@ -209,12 +206,12 @@ def checked(rec: LogRecord) -> LogRecord:
     t = rec.time
     if not math.isfinite(t) or abs(t) > MAX_EPOCH_S:
         raise BadLine(f"time {t!r} is not a usable timestamp")
-    if not _TOKEN.fullmatch(rec.method):
+    if not is_token(rec.method):
         raise BadLine(f"method {rec.method[:40]!r} is not an HTTP method")
     if any(c in rec.target for c in " \t\r\n"):
         raise BadLine(f"request target {rec.target[:60]!r} contains whitespace")
     for name, value in rec.headers:
-        if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+        if not is_token(name) or "\r" in value or "\n" in value:
             raise BadLine(f"header {name[:40]!r} cannot be sent as logged (a line break, or not a header name)")
     return rec
 

@@ -15,7 +15,6 @@ latency = completion - intended; service time = completion - send; TTFB = first 
 from __future__ import annotations
 
 import asyncio
-import re
 import zlib
 from collections.abc import Awaitable
 from time import monotonic_ns
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin
 
 from surge.api.errors import ErrorKind
+from surge.api.http_syntax import is_token
 from surge.api.response import Response, header_pairs
 from surge.engine.http.connection import RequestFailed
 from surge.engine.http.cookies import CookieJar, set_cookie_values
@@ -195,7 +195,7 @@ class Client:
         body: bytes = b""
         ctype = None
         if req is None:
-            if not _METHOD.fullmatch(method):
+            if not is_token(method):
                 raise ValueError(f"method {method!r} is not an HTTP method (a token: letters, no spaces)")
             if headers:
                 _check_headers(headers)
@@ -304,7 +304,6 @@ class Client:
 
 
 _KINDS = {int(k): k for k in ErrorKind}
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 
 
 def _check_headers(headers: Any) -> None:
