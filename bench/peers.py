@@ -504,13 +504,19 @@ class Run:
     extra: dict = field(default_factory=dict)
 
 
-def tree_cpu(proc) -> float | None:
-    """user+sys seconds of `proc` and all descendants (live ones, plus those they reaped)."""
+def process_tree(proc) -> list | None:
+    """`proc` and its live descendants (psutil processes), or None when it cannot be read."""
     if proc is None:
         return None
     try:
-        procs = [proc, *proc.children(recursive=True)]
+        return [proc, *proc.children(recursive=True)]
     except PsutilError:
+        return None
+
+
+def tree_cpu(procs: list | None) -> float | None:
+    """user+sys seconds of a :func:`process_tree` (live processes, plus children they reaped)."""
+    if procs is None:
         return None
     total = 0.0
     for p in procs:
@@ -522,15 +528,11 @@ def tree_cpu(proc) -> float | None:
     return total
 
 
-def tree_wakeups(proc) -> int | None:
-    """Voluntary context switches of every thread of `proc` and its live descendants: each is
-    one sleep and wake-up. Per thread, from /proc (psutil counts the main thread only, and
+def tree_wakeups(procs: list | None) -> int | None:
+    """Voluntary context switches of every thread of a :func:`process_tree`: each is one
+    sleep and wake-up. Per thread, from /proc (psutil counts the main thread only, and
     surge hit's compiled loop runs in another). None off Linux."""
-    if proc is None:
-        return None
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except PsutilError:
+    if procs is None:
         return None
     total, seen = 0, False
     for p in procs:
@@ -588,9 +590,9 @@ def sample_until_exit(proc: subprocess.Popen, nginx: Nginx, t0: float, limit: fl
             return samples, status, rusage
         now = time.monotonic() - t0
         if now >= next_at:
-            cpu = tree_cpu(ps_child)
-            samples.append(Sample(now, nginx.requests(), cpu, proc_cpu(worker), *system_cpu(),
-                                  wakeups=tree_wakeups(ps_child)))
+            tree = process_tree(ps_child)  # walked once per sample, for both counters
+            samples.append(Sample(now, nginx.requests(), tree_cpu(tree), proc_cpu(worker), *system_cpu(),
+                                  wakeups=tree_wakeups(tree)))
             next_at = now + SAMPLE_EVERY
         if now > limit and not killed:
             os.killpg(proc.pid, signal.SIGINT)

@@ -69,8 +69,13 @@ class ReadStats:
         return out
 
 
+def _open_bytes(path: Path) -> IO[bytes]:
+    """``path`` for reading, decompressed when it ends in .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
 def _open_text(path: Path) -> IO[str]:
-    raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    raw = _open_bytes(path)
     # Logs are mostly ASCII; odd bytes (binary probes) must not stop the read. utf-8-sig:
     # a byte-order mark (Windows editors) is not part of the first line's client address.
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=None)
@@ -218,7 +223,7 @@ def checked(rec: LogRecord) -> LogRecord:
 
 def _is_utf16(path: Path) -> bool:
     """True when ``path`` starts with a UTF-16 byte-order mark (Windows "Unicode" text)."""
-    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+    with _open_bytes(path) as f:
         return f.read(2) in (b"\xff\xfe", b"\xfe\xff")
 
 
