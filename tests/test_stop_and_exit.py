@@ -16,17 +16,14 @@ import time
 from conftest import SURGE, assert_no_traceback, surge_cli, surge_json
 
 
-def test_sigterm_stops_gracefully_and_keeps_the_run(test_server, scenario_file, tmp_path):
-    scen = scenario_file("""
-        async def visit(client):
-            await client.get("/")
-    """)
-    out = tmp_path / "runs"
+def _sigterm_run(scen, test_server, out, *args, wait) -> dict:
+    """Start `surge run SCEN ARGS`, SIGTERM it once ``wait()`` returns, and check that it exits
+    130 cleanly with its run kept; returns the run's summary.json."""
     env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen([*SURGE, "run", str(scen), "-b", test_server, "--rate", "20", "-d", "20s", "-w", "1",
+    proc = subprocess.Popen([*SURGE, "run", str(scen), "-b", test_server, *args, "-w", "1",
                              "--out", str(out), "--no-store", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(3.0)  # started, some seconds recorded
+    wait()
     proc.send_signal(signal.SIGTERM)  # to the CLI process only, as `timeout` does
     try:
         _, err = proc.communicate(timeout=30)
@@ -36,7 +33,16 @@ def test_sigterm_stops_gracefully_and_keeps_the_run(test_server, scenario_file, 
     assert proc.returncode == 130, err
     assert_no_traceback(err)
     [run_dir] = [p for p in out.iterdir() if p.is_dir()]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_sigterm_stops_gracefully_and_keeps_the_run(test_server, scenario_file, tmp_path):
+    scen = scenario_file("""
+        async def visit(client):
+            await client.get("/")
+    """)
+    summary = _sigterm_run(scen, test_server, tmp_path / "runs", "--rate", "20", "-d", "20s",
+                           wait=lambda: time.sleep(3.0))  # started, some seconds recorded
     assert summary["status"] == "interrupted"
     assert summary["requests"] > 0
 
@@ -111,23 +117,13 @@ def test_sigterm_during_teardown_keeps_the_run(test_server, scenario_file, tmp_p
             await client.get("/")
     """)
     out = tmp_path / "runs"
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen([*SURGE, "run", str(scen), "-b", test_server, "-i", "3", "-u", "1", "-w", "1",
-                             "--out", str(out), "--no-store", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(out.glob("*/series.jsonl")):
-        time.sleep(0.1)
-    time.sleep(2.0)  # the 3 requests are done long before: it sits in teardown()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert proc.returncode == 130, err
-    assert_no_traceback(err)
-    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
-    summary = json.loads((run_dir / "summary.json").read_text())
+
+    def in_teardown() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(out.glob("*/series.jsonl")):
+            time.sleep(0.1)
+        time.sleep(2.0)  # the 3 requests are done long before: it sits in teardown()
+
+    summary = _sigterm_run(scen, test_server, out, "-i", "3", "-u", "1", wait=in_teardown)
     assert summary["requests"] == 3 and summary["status"] == "interrupted"
     assert any("teardown() was interrupted" in w for w in summary["warnings"]), summary["warnings"]
