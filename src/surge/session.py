@@ -87,8 +87,8 @@ def _call_hook(fn: Any, *args: Any, timeout_s: float = HOOK_TIMEOUT_S) -> Any:
     return box.get("result")
 
 
-def _hook_timeout(scenarios: ScenarioSet, key: str) -> float:
-    value = getattr(scenarios.options, key, None)
+def _hook_timeout(value: float | None) -> float:
+    """s a hook may take: the scenario's setup_timeout / teardown_timeout, or the default."""
     return HOOK_TIMEOUT_S if value is None else value
 
 
@@ -97,7 +97,7 @@ def run_setup(scenarios: ScenarioSet | None) -> Any:
     if scenarios is None or scenarios.setup is None:
         return None
     try:
-        return _call_hook(scenarios.setup, timeout_s=_hook_timeout(scenarios, "setup_timeout"))
+        return _call_hook(scenarios.setup, timeout_s=_hook_timeout(scenarios.options.setup_timeout))
     except HookTimeout as exc:
         raise UsageError(f"setup() in {scenarios.path} {exc}: fix it, or allow it longer with "
                          "options = {\"setup_timeout\": \"5m\"}") from None
@@ -219,7 +219,7 @@ def run_session(
     teardown_error = None
     if scenarios is not None and scenarios.teardown is not None:
         try:
-            _call_hook(scenarios.teardown, setup_data, timeout_s=_hook_timeout(scenarios, "teardown_timeout"))
+            _call_hook(scenarios.teardown, setup_data, timeout_s=_hook_timeout(scenarios.options.teardown_timeout))
         except HookTimeout as exc:
             teardown_error = (f"teardown() {exc} and was abandoned; the run's results are kept "
                               "(allow it longer with options = {\"teardown_timeout\": \"5m\"})")
