@@ -380,6 +380,14 @@ def surge_parse(out: str, err: str, ctx: Ctx) -> Parsed:
     return Parsed(data.get("requests"), data.get("errors"), data.get("rps"), extra)
 
 
+SLOT_VARIANTS = ("0", "500us", "2ms", "10ms")  # --arrival-slot values of the surge-*-slot* variants
+
+
+def with_slot(command: Callable[[str, Ctx], list[str]], slot: str) -> Callable[[str, Ctx], list[str]]:
+    """``command`` with ``--arrival-slot slot`` (only matters with --rate)."""
+    return lambda exe, ctx: command(exe, ctx) + (["--arrival-slot", slot] if ctx.rate else [])
+
+
 def last_json(text: str):
     """The last JSON object in `text` (whole text first, then line by line from the end)."""
     try:
@@ -416,21 +424,34 @@ TOOLS: dict[str, Tool] = {
         # The same build with the compiled loop switched off: what the C loop buys, interleaved.
         Tool("surge-hit-py", surge_binary, surge_hit_command, surge_parse,
              env=lambda ctx: {"SURGE_HIT_ENGINE": "python"}),
-        # The compiled loop waking for each arrival (no 500 us batching quantum), and with 1 ms.
-        Tool("surge-hit-q0", surge_binary, surge_hit_command, surge_parse,
-             env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "0"}),
-        Tool("surge-hit-q1000", surge_binary, surge_hit_command, surge_parse,
-             env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "1000"}),
-        # h2load's burstiness: its 50 per-connection --rps timers fire together, 50
-        # requests every 10 ms. Same load shape, to compare engines like for like.
-        Tool("surge-hit-q10000", surge_binary, surge_hit_command, surge_parse,
-             env=lambda ctx: {"SURGE_HIT_QUANTUM_US": "10000"}),
+        # Other arrival slots (the default is 1 ms): 0 wakes for each arrival; 10 ms is
+        # h2load's burstiness (its 50 per-connection --rps timers fire together, 50
+        # requests every 10 ms), to compare engines like for like.
+        *(Tool(f"surge-hit-slot{slot}", surge_binary, with_slot(surge_hit_command, slot), surge_parse)
+          for slot in SLOT_VARIANTS),
         Tool("surge-run", surge_binary, surge_run_command, surge_parse),
+        *(Tool(f"surge-run-slot{slot}", surge_binary, with_slot(surge_run_command, slot), surge_parse)
+          for slot in SLOT_VARIANTS),
     ]
 }
 
 
-VARIANTS = ("surge-hit-q0", "surge-hit-q1000", "surge-hit-q10000")  # tuning comparisons, only when named
+# tuning comparisons, only when named
+VARIANTS = tuple(f"surge-{cmd}-slot{slot}" for cmd in ("hit", "run") for slot in SLOT_VARIANTS)
+
+
+def compile_extension(c_file: Path) -> bool:
+    """Build one of surge's single-file C modules in place (what setup.py does); True on success."""
+    python = ROOT / ".venv" / "bin" / "python"
+    info = subprocess.run([str(python), "-c", "import sysconfig as s; print(s.get_paths()['include']); "
+                           "print(s.get_config_var('EXT_SUFFIX'))"], capture_output=True, text=True)
+    if info.returncode != 0:
+        return False
+    include, suffix = info.stdout.split()
+    out = c_file.with_name(c_file.stem + suffix)
+    cc = subprocess.run(["cc", "-O2", "-Wall", "-shared", "-fPIC", f"-I{include}", str(c_file), "-o", str(out)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cc.returncode == 0
 
 
 def add_base_revision(rev: str) -> list[str]:
@@ -447,14 +468,15 @@ def add_base_revision(rev: str) -> list[str]:
         if not (wt / src).is_file():
             continue
         # Compiled modules are not in git. Same C source as here: this build's module is
-        # that revision's; otherwise the base runs its fallback (for _hitloop, surge-hit@base
+        # that revision's; otherwise it is compiled from that revision's source as setup.py
+        # would, and where that fails the base runs its fallback (for _hitloop, surge-hit@base
         # runs its Python path), and says so.
         same = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", str(src)]).returncode == 0
         built = sorted((ROOT / src.parent).glob(f"{src.stem}*.so"))
         if same and built:
             shutil.copy2(built[-1], wt / src.parent / built[-1].name)
-        else:
-            print(f"note: {src.name} differs at {rev} (or is not built here): the base runs without it")
+        elif not compile_extension(wt / src):
+            print(f"note: {src.name} does not build at {rev}: the base runs without it")
     wrapper = wt / "surge-base"
     wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={wt / 'src'} exec {ROOT / '.venv' / 'bin' / 'python'} "
                        "-c 'from surge.cli.main import main; main()' \"$@\"\n")

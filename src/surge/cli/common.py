@@ -358,3 +358,12 @@ def _arrival_text(value: str) -> str:
 
 # --arrival of run and hit: the validated text (Options keeps it as written)
 ARRIVAL_CALLBACK = parsed_callback(_arrival_text)
+
+
+def arrival_slot_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--arrival-slot`` for the commands with an open model (run, hit, replay)."""
+    return click.option(
+        "--arrival-slot", callback=duration_arg("arrival slot"), metavar="DURATION",
+        help="Open models: arrivals due within one slot start together at its start, which is their intended "
+             "start (default 2ms: one wake-up per slot, not per arrival; 0 = each at its own time, "
+             "at 2-4x the CPU per request). See docs/models.md.")(f)

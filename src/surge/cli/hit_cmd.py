@@ -12,6 +12,7 @@ from surge.api.limits import MAX_RATE, MAX_VUS
 from surge.api.shapes import parse_shape
 from surge.cli.common import (
     ARRIVAL_CALLBACK,
+    arrival_slot_option,
     check_fd_room,
     default_workers,
     duration_arg,
@@ -47,6 +48,7 @@ REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-dura
 @click.option("--json-body", help="JSON request body (sets Content-Type: application/json).")
 @click.option("--arrival", callback=ARRIVAL_CALLBACK, metavar="uniform|poisson|gamma:cv=C",
               help="Inter-arrival times with --rate (default uniform); gamma:cv=2 keeps the rate but adds bursts.")
+@arrival_slot_option
 @click.option("--shape", callback=_shape, metavar="KIND:PARAMS",
               help="Rate shape with --rate: sine:period=60s,amplitude=0.5, diurnal:amplitude=0.8[,day=10m], "
                    "step:every=30s,by=50, trace:FILE.csv (rows t_s,rate; needs no --rate). See docs/models.md.")
@@ -54,7 +56,8 @@ REQUESTS_BOUND_S = 600.0  # s: the bound of a -n run without -d (like --max-dura
 @click.option("--no-store", is_flag=True, help="Do not record the run in the run store.")
 @store_options
 @output_options
-def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, shape, tags,
+def hit_cmd(url, connections, rate, duration, requests, method, headers, body, json_body, arrival, arrival_slot,
+            shape, tags,
             no_store,
             store_url_opt, thresholds,
             abort_on_fail, workers, timeout, connect_timeout, read_timeout, insecure, out_root: Path, no_save,
@@ -103,12 +106,12 @@ def hit_cmd(url, connections, rate, duration, requests, method, headers, body, j
         m = method.upper()
         if payload or m in ("POST", "PUT", "PATCH"):
             hdrs += (("Content-Length", str(len(payload))),)
-        if not no_preflight:
-            preflight(url, "URL")
         # -n alone: the count ends the run, not the default 10 s
         dur = REQUESTS_BOUND_S if requests is not None and duration is None else duration
-        opts = Options(rate=rate, duration=dur, iterations=requests, arrival=arrival,
+        opts = Options(rate=rate, duration=dur, iterations=requests, arrival=arrival, arrival_slot=arrival_slot,
                        shape=shape).normalised(source="command line")
+        if not no_preflight:
+            preflight(url, "URL")
         n_workers = min(default_workers(workers), connections)
         spec = RunSpec(options=opts, workers=n_workers,
                        hit=HitSpec(m, url, hdrs, payload, connections),

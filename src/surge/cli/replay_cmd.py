@@ -10,6 +10,7 @@ import click
 
 from surge.api.limits import MAX_DURATION_S
 from surge.cli.common import (
+    arrival_slot_option,
     default_workers,
     duration_arg,
     guarded,
@@ -97,6 +98,7 @@ def build_trace(log, base_url: str | None, limit: int | None, window_s: float | 
 @click.option("--limit", "-n", type=click.IntRange(min=1), help="Replay only the first N requests.")
 @click.option("--max-inflight", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Outstanding requests per worker; arrivals beyond it are dropped and counted.")
+@arrival_slot_option
 @click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'",
               help="Extra header on every request (e.g. auth for a test environment), repeatable.")
 @log_options
@@ -104,7 +106,7 @@ def build_trace(log, base_url: str | None, limit: int | None, window_s: float | 
 @click.option("--no-store", is_flag=True, help="Do not record the run in the run store.")
 @store_options
 @output_options
-def replay_cmd(log, base_url, speed, duration, limit, max_inflight, headers, fmt, fields, tags, no_store,
+def replay_cmd(log, base_url, speed, duration, limit, max_inflight, arrival_slot, headers, fmt, fields, tags, no_store,
                store_url_opt, thresholds, abort_on_fail, workers, timeout, connect_timeout, read_timeout,
                insecure, out_root: Path, no_save, as_json, quiet, no_preflight, seed) -> None:
     """Replay the requests of LOG against a server, at their original relative times.
@@ -163,7 +165,8 @@ def replay_cmd(log, base_url, speed, duration, limit, max_inflight, headers, fmt
                     f"{log} spans {span / 86_400:,.0f} days of traffic, which at --speed {speed:g} replays for "
                     f"longer than {MAX_DURATION_S / 86_400:.0f} days: replay a window of it with --duration "
                     "(or --limit); a line with a wrong clock can cause this")
-            opts = Options(base_url=base, duration=replay.planned_duration).normalised(source="command line")
+            opts = Options(base_url=base, duration=replay.planned_duration,
+                           arrival_slot=arrival_slot).normalised(source="command line")
             spec = RunSpec(options=opts, workers=min(default_workers(workers), requests), replay=replay,
                            timeouts=(connect_timeout, read_timeout, timeout), insecure=insecure,
                            headers=parse_headers(headers), seed=seed)

@@ -12,6 +12,7 @@ from surge.api.presets import PRESETS, compile_preset, parse_target
 from surge.api.shapes import parse_shape
 from surge.cli.common import (
     ARRIVAL_CALLBACK,
+    arrival_slot_option,
     default_workers,
     duration_arg,
     guarded,
@@ -65,6 +66,7 @@ def _profile(value: str) -> str | int:
 @click.option("--max-vus", type=click.IntRange(min=1), help="Cap on VUs an open model may allocate (default max(--vus, 1000)); arrivals beyond it are dropped and counted.")
 @click.option("--arrival", callback=ARRIVAL_CALLBACK, metavar="uniform|poisson|gamma:cv=C",
               help="Inter-arrival times of open models (default uniform); gamma:cv=2 keeps the rate but adds bursts.")
+@arrival_slot_option
 @click.option("--shape", callback=parsed_callback(parse_shape), metavar="KIND:PARAMS",
               help="Rate shape of an open model: sine:period=60s,amplitude=0.5, diurnal:amplitude=0.8[,day=10m], "
                    "step:every=30s,by=50, trace:FILE.csv (rows t_s,rate; needs no --rate).")
@@ -88,7 +90,8 @@ def _profile(value: str) -> str | int:
 @output_options
 @sut_options
 @dashboard_options
-def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, shape, pacing,
+def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_vus, arrival, arrival_slot, shape,
+            pacing,
             profile, target, graceful_stop,
             graceful_ramp_down, max_duration, base_url, headers, follow_redirects, tags, repeat, no_store,
             store_url_opt, thresholds, abort_on_fail,
@@ -129,7 +132,8 @@ def run_cmd(scenario: Path, vus, rate, duration, stages, iterations, model, max_
         scen = load_scenarios(scenario)
         cli = Options(model=model, base_url=base_url, vus=vus, rate=rate,
                       duration=None if preset_name else duration, stages=stages,
-                      iterations=iterations, max_vus=max_vus, arrival=arrival, shape=shape, pacing=pacing,
+                      iterations=iterations, max_vus=max_vus, arrival=arrival, arrival_slot=arrival_slot,
+                      shape=shape, pacing=pacing,
                       graceful_stop=graceful_stop, graceful_ramp_down=graceful_ramp_down, max_duration=max_duration)
         opts = scen.options.merged(preset).merged(cli).normalised(source="command line")
         build_model(opts)  # validates the flag combination before any process starts

@@ -99,11 +99,12 @@ typedef struct {
     int nidle;
     int64_t sent, outcomes;
     int running, started;
-    int reopen_pending;
-    int64_t quantum_ns;
+    int reopen_pending;   /* some connection is closed and waits to be reopened */
+    int64_t quantum_ns;   /* the arrival slot: open-model wake-ups fall on base + k * quantum */
+    int64_t quantum_base; /* the run's start (monotonic ns), where slots are counted from */
     int nbusy;            /* connections with a request in flight */
     int64_t interrupted;  /* requests still in flight when the loop ended (cut off at the stop) */
-    int tick_mode;        /* open model with a quantum: poll at quantum boundaries */   /* some connection is closed and waits to be reopened */
+    int tick_mode;        /* open model with a quantum: poll at quantum boundaries */
     char *rbuf;
     /* shared with other threads, under mu */
     pthread_mutex_t mu;
@@ -556,6 +557,10 @@ static int wait_events(Engine *e, struct epoll_event *evs, int64_t dt) {
     return epoll_wait(e->ep, evs, 256, ms > 1000000 ? 1000000 : (int)ms);
 }
 
+/* Integer division rounding down / up, also for negative n (before the run's start). */
+static int64_t floor_div(int64_t n, int64_t d) { return n >= 0 ? n / d : -((-n + d - 1) / d); }
+static int64_t ceil_div(int64_t n, int64_t d) { return -floor_div(-n, d); }
+
 static int any_busy(Engine *e) { return e->nbusy > 0; }
 
 static int64_t realtime(void) {
@@ -692,22 +697,24 @@ static int loop(Engine *e) {
         }
         /* the schedule is fed every ~0.25 s: never sleep past a feed unseen */
         if (e->running && !e->closed_model && wake > now + 50000000LL) wake = now + 50000000LL;
-        /* Open model with a quantum ("tick mode"): wake only at multiples of the
-         * quantum, send what is due, and read what arrived, stamped with the
-         * kernel's receive time (SO_TIMESTAMPNS) so reading late does not bias
-         * latency. On this project's VMs each wake-up of an idle vCPU costs tens
-         * of us of system time: waking for every arrival and every response
-         * (5,000 req/s, 50 connections) measured 60-85 us CPU per request, a
-         * 500 us quantum 29-33 and 1 ms 21-23, against h2load's 20-25, which wakes
-         * ~390 times a second (strace) because its per-connection rate timers
-         * fire together (bench/peers.py, interleaved). The quantum bounds the lag
-         * this adds to each send. With nothing in flight the loop sleeps on
-         * epoll as usual, so low rates cost nothing. */
+        /* Open model with a quantum ("tick mode"): wake only at slot starts
+         * (quantum_base + k * quantum), send what is due, and read what arrived,
+         * stamped with the kernel's receive time (SO_TIMESTAMPNS) so reading late
+         * does not bias latency. The feed puts each arrival at the start of its
+         * slot (the arrival slot, Options.arrival_slot), so sending there adds no
+         * schedule lag. On this project's VMs each wake-up of an idle vCPU costs
+         * 20-45 us of CPU: waking for every arrival and every response (5,000
+         * req/s, 50 connections) measured 60-85 us CPU per request, a 500 us
+         * quantum 18-33 and 1 ms 12-23, against h2load's 9-25, which wakes ~400-550
+         * times a second because its per-connection rate timers fire together
+         * (bench/peers.py, interleaved). With nothing in flight the loop sleeps
+         * on epoll as usual, so low rates cost nothing. */
         int n;
         if (e->tick_mode && e->running) {
-            if (wake > now) wake = (wake + e->quantum_ns - 1) / e->quantum_ns * e->quantum_ns;
+            int64_t q = e->quantum_ns, b = e->quantum_base;
+            if (wake > now) wake = b + ceil_div(wake - b, q) * q;
             if (e->nbusy) {
-                int64_t poll_at = (now / e->quantum_ns + 1) * e->quantum_ns;
+                int64_t poll_at = b + (floor_div(now - b, q) + 1) * q;
                 if (poll_at < wake) wake = poll_at;
                 struct timespec abs = {.tv_sec = wake / 1000000000LL, .tv_nsec = wake % 1000000000LL};
                 while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &abs, NULL) == EINTR) {
@@ -784,15 +791,16 @@ static PyObject *Engine_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"family", "ip", "port", "request", "connections", "closed", "iterations",
-                             "end_ns", "timeouts_ns", "error_kinds", "head", "quantum_ns", NULL};
+                             "end_ns", "timeouts_ns", "error_kinds", "head", "quantum_ns", "quantum_base_ns", NULL};
     int family, port, nconns, closed, head = 0;
-    long long quantum = 0;
+    long long quantum = 0, qbase = 0;
     const char *ip;
     Py_buffer req;
     long long iterations, end_ns, cto, rto, tto;
     PyObject *kinds;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "isiy*ipLL(LLL)O|pL", kwlist, &family, &ip, &port, &req, &nconns,
-                                     &closed, &iterations, &end_ns, &cto, &rto, &tto, &kinds, &head, &quantum))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "isiy*ipLL(LLL)O|pLL", kwlist, &family, &ip, &port, &req, &nconns,
+                                     &closed, &iterations, &end_ns, &cto, &rto, &tto, &kinds, &head, &quantum,
+                                     &qbase))
         return -1;
     if (e->conns) {
         PyBuffer_Release(&req);
@@ -834,6 +842,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     PyBuffer_Release(&req);
     e->head_request = head;
     e->quantum_ns = quantum;
+    e->quantum_base = qbase;
     e->tick_mode = !closed && quantum > 0;
     e->nconns = nconns;
     e->closed_model = closed;

@@ -136,7 +136,8 @@ class HitRunner:
         self._extend = recorder.extend
         self.share = share
         self.runtime = Runtime(scenarios=(), recorder=recorder, make_client=None, share=share,
-                               start_ns=recorder.start_ns, seed=plan.seed)
+                               start_ns=recorder.start_ns, seed=plan.seed,
+                               slot_ns=plan.options.slot_ns())
         self.pool = self  # the worker reads .connects and calls .close()
         self.connects = 0
         self.connecting = 0  # connects in progress

@@ -47,11 +47,6 @@ ENGINE_ENV = "SURGE_HIT_ENGINE"
 FEED_AHEAD_S = 2.0  # arrivals handed to the loop ahead of the clock
 FEED_PERIOD_S = 0.25  # how often the feed is topped up
 FEED_BLOCK = 4096  # arrivals pulled from the generator per step
-QUANTUM_ENV = "SURGE_HIT_QUANTUM_US"
-# Open-model wake-ups are rounded up to this (absolute multiples), batching the
-# arrivals that fall within it: fewer wake-ups of an idle CPU, at most this much
-# schedule lag added (see _hitloop.c for the measurements). 0 = wake for each arrival.
-DEFAULT_QUANTUM_US = 500
 
 # The order the C loop expects (its E_* enum).
 ERROR_KINDS = tuple(int(k) for k in (
@@ -165,7 +160,7 @@ class NativeHitRunner(HitRunner):
             family, ip, port, self.request, self.connections, closed,
             self.iterations if (closed and self.iterations is not None) else -1,
             self.end_ns, (int(self.connect_t * NS), int(self.read_t * NS), int(self.total_t * NS)),
-            ERROR_KINDS, self.method == "HEAD", quantum_ns())
+            ERROR_KINDS, self.method == "HEAD", rt.slot_ns, rt.start_ns)
         self._more = False
         if not closed:
             rt.schedule_end_ns = max(rt.schedule_end_ns, self.end_ns)
@@ -221,7 +216,11 @@ class NativeHitRunner(HitRunner):
                 offs = np.fromiter(itertools.islice(self._stream, FEED_BLOCK), dtype=np.float64)
                 if not len(offs):
                     return False
-                self._pending = self.recorder.start_ns + (offs * NS).astype(np.int64)
+                # due at the start of their arrival slot (Runtime.slotted)
+                due = (offs * NS).astype(np.int64)
+                if self.runtime.slot_ns:
+                    due -= due % self.runtime.slot_ns
+                self._pending = self.recorder.start_ns + due
             cut = int(np.searchsorted(self._pending, horizon))
             if cut:
                 self.engine.feed(self._pending[:cut].tobytes())
@@ -255,16 +254,6 @@ class NativeHitRunner(HitRunner):
                 secs, counts = np.unique(np.maximum(0, (t - rec.start_ns) // NS), return_counts=True)
                 for s, n in zip(secs.tolist(), counts.tolist(), strict=True):
                     counter[s] += n
-
-
-def quantum_ns() -> int:
-    """The open-model wake-up quantum in ns (``SURGE_HIT_QUANTUM_US``, default 500 µs)."""
-    raw = os.environ.get(QUANTUM_ENV, "").strip()
-    try:
-        us = float(raw) if raw else DEFAULT_QUANTUM_US
-    except ValueError:
-        us = DEFAULT_QUANTUM_US
-    return max(0, int(us * 1000))
 
 
 def _accepts(family: int, ip: str, port: int, timeout_s: float) -> bool:

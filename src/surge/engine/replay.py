@@ -25,7 +25,6 @@ import numpy as np
 from surge.engine.http.client import Client, Timeouts
 from surge.engine.http.pool import ConnectionPool
 from surge.engine.messages import WorkerPlan
-from surge.engine.models.arrival import WAKE_GAP_NS
 from surge.engine.recorder import Recorder
 from surge.engine.replay_trace import Trace, load_trace
 from surge.engine.runtime import NS, Runtime, Share
@@ -87,7 +86,8 @@ class ReplayRunner:
         self.headers = dict(plan.headers)
         self.planned_duration = spec.planned_duration
         self.runtime = Runtime(scenarios=(), recorder=recorder, make_client=None, share=share,
-                               start_ns=recorder.start_ns, seed=plan.seed)
+                               start_ns=recorder.start_ns, seed=plan.seed,
+                               slot_ns=plan.options.slot_ns())
         self.grace = plan.options.graceful_stop if plan.options.graceful_stop is not None else 30.0
         self.free: list[Client] = []
         self.inflight = 0
@@ -113,22 +113,21 @@ class ReplayRunner:
 
     async def run(self, rt: Runtime) -> None:
         end_ns = rt.at_ns(self.planned_duration)
-        start = rt.start_ns
         rec = self.recorder
         tr = self.trace
         burst = 0
-        woke = 0
+        slotted = rt.slotted
         for i, due_off in enumerate(self.due_ns.tolist()):
-            due = start + due_off
+            due = slotted(due_off)
             if due >= end_ns:
                 break
             now = monotonic_ns()
             if due > now:
                 burst = 0
-                # one wake-up per WAKE_GAP_NS at most, like the arrival dispatcher
-                if not await rt.sleep_until_precise(max(due, woke + WAKE_GAP_NS)):
+                # one wake-up per arrival slot, like the arrival dispatcher
+                if not await rt.sleep_until_precise(due):
                     break
-                now = woke = monotonic_ns()
+                now = monotonic_ns()
             elif rt.stop.is_set():
                 break
             rt.note_lag(due, now)

@@ -64,6 +64,7 @@ class Runtime:
         seed: base of per-VU random seeds.
         setup_data: what the scenario's setup() returned.
         pacing: s from one iteration's start to the next on a VU (``Options.pacing``), or None.
+        slot_ns: open-model arrival slot in ns (``Options.arrival_slot``); 0 = exact times.
     """
 
     scenarios: tuple[Scenario, ...]
@@ -76,6 +77,7 @@ class Runtime:
     seed: int = 0
     setup_data: Any = None
     pacing: float | None = None
+    slot_ns: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     vus: list[VUSlot] = field(default_factory=list)
     target_rate: float = 0.0  # iterations/s this worker is asked for right now (open models)
@@ -101,6 +103,13 @@ class Runtime:
 
     def at_ns(self, offset_s: float) -> int:
         return self.start_ns + int(offset_s * NS)
+
+    def slotted(self, offset_ns: int) -> int:
+        """The monotonic ns at which an arrival ``offset_ns`` after the start is sent:
+        the start of its arrival slot (slots are counted from the run's start, so a
+        whole-ms slot never moves an arrival into another second)."""
+        slot = self.slot_ns
+        return self.start_ns + (offset_ns - offset_ns % slot if slot else offset_ns)
 
     async def sleep_until(self, t_ns: int) -> bool:
         """Sleep until ``t_ns`` or until stop; returns False when stopped.

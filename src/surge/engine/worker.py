@@ -196,6 +196,7 @@ async def _run(plan: WorkerPlan, conn: Any, scenarios, start_ns: int) -> None:
             seed=plan.seed,
             setup_data=plan.setup_data,
             pacing=o.pacing,
+            slot_ns=o.slot_ns(),
         )
 
     def on_command() -> None:

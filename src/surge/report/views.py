@@ -489,13 +489,16 @@ def _metadata(run: RunData) -> str:
     argv = m.get("argv")
     if isinstance(argv, list):
         rows.append(("command", shlex.join(str(a) for a in argv)))
-    rows += [(k, m.get(k)) for k in ("model", "options", "planned_duration_s", "workers", "started_at",
+    rows.append(("model", m.get("model")))
+    if m.get("arrival_slot_ms") is not None:
+        rows.append(("arrival slot", f"{m['arrival_slot_ms']:g} ms" if m["arrival_slot_ms"] else "0 (exact times)"))
+    rows += [(k, m.get(k)) for k in ("options", "planned_duration_s", "workers", "started_at",
                                      "ended_at", "duration_s", "surge_version", "host", "git", "thresholds")]
     if run.tags:
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in sorted(run.tags.items()))))
     if run.run_dir is not None:
         rows.append(("run directory", str(run.run_dir)))
-    shown = {"run_id", "status", "scenario", "hit", "argv", "model", "options", "planned_duration_s", "workers",
+    shown = {"run_id", "status", "scenario", "hit", "argv", "model", "arrival_slot_ms", "options", "planned_duration_s", "workers",
              "started_at", "ended_at", "duration_s", "surge_version", "host", "git", "thresholds", "tags",
              "format_version", "start_ns"}
     rows += [(k, v) for k, v in sorted(m.items()) if k not in shown]

@@ -1,10 +1,12 @@
 """The dispatcher shared by the open (arrival-rate) models.
 
 Arrivals come from a :class:`RateCurve`; each is handed to an idle VU, a new
-VU while fewer than ``max_vus`` exist, or else counted as dropped. The
-iteration's intended start is the scheduled arrival time, so a late generator
-or a full VU pool shows up in latency (coordinated-omission free), and the
-dispatch delay is recorded as schedule lag.
+VU while fewer than ``max_vus`` exist, or else counted as dropped. Each arrival
+is due at the start of its arrival slot (``Options.arrival_slot``, 1 ms by
+default): the arrivals of a slot start together, with one wake-up. The
+iteration's intended start is that due time, so a late generator or a full VU
+pool shows up in latency (coordinated-omission free), and the dispatch delay is
+recorded as schedule lag.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from surge.engine.models.schedule import RateCurve, split_int
 from surge.engine.runtime import NS, Runtime, Share, VUSlot
 
 BURST = 256  # arrivals dispatched back to back before yielding to the loop
-WAKE_GAP_NS = 600_000  # ns: shortest time between two arrival wake-ups (the lag bound at high rates)
 DEFAULT_MAX_VUS = 1000
 
 
@@ -70,20 +71,18 @@ async def due_arrivals(
     stream = arrival_stream(rt, curve, poisson=poisson, share=share, cv=cv)
     rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     burst = 0
-    woke = 0
     for off in stream:
-        t = rt.start_ns + int(off * NS)
+        t = rt.slotted(int(off * NS))
         if t >= end_ns:
             return
         now = monotonic_ns()
         if t > now:
             burst = 0
-            # At most one wake-up per WAKE_GAP_NS: at high rates the arrivals due in
-            # between go out together, each at most WAKE_GAP_NS late, and the loop
-            # does not pay a wake-up per arrival (at 5,000/s: ~1,700 instead of 5,000).
-            if not await rt.sleep_until_precise(max(t, woke + WAKE_GAP_NS)):
+            # Arrivals are due at slot starts (Runtime.slotted): one wake-up per
+            # slot, and the arrivals of a slot go out back to back from it.
+            if not await rt.sleep_until_precise(t):
                 return
-            now = woke = monotonic_ns()
+            now = monotonic_ns()
         elif rt.stop.is_set():
             return
         rt.note_lag(t, now)
