@@ -40,7 +40,7 @@ def test_option_values(given, ns):
     assert Options(arrival_slot=given).normalised().slot_ns() == ns
 
 
-@pytest.mark.parametrize("bad", ["1s", "fast", -1, True, "nan"])
+@pytest.mark.parametrize("bad", ["1s", "fast", -1, True, "nan", "3ms", "0.3ms"])
 def test_bad_option_values(bad):
     with pytest.raises(UsageError, match="arrival.slot"):
         Options.from_mapping({"arrival_slot": bad})
@@ -49,7 +49,7 @@ def test_bad_option_values(bad):
 def test_cli_flag_is_checked_before_anything_runs():
     r = surge_json("hit", "http://127.0.0.1:9/", "--rate", "5", "--arrival-slot", "1s")
     assert r.rc == 2
-    assert "at most 100ms" in r.stderr
+    assert "at most 100ms" in r.stderr and "divides 1 s" in r.stderr
     assert_no_traceback(r.stderr)
 
 
@@ -70,8 +70,9 @@ def test_slotted_rounds_down_to_the_slot_start_counted_from_the_run_start():
     assert runtime(0).slotted(2_500_000) == 7_000_000_123 + 2_500_000  # 0: the exact time
 
 
-def test_whole_ms_slots_never_move_an_arrival_into_another_second():
-    rt = runtime(MS)
+@pytest.mark.parametrize("slot", [250_000, MS, 8 * MS, 40 * MS])
+def test_slots_never_move_an_arrival_into_another_second(slot):
+    rt = runtime(slot)
     offs = np.random.default_rng(1).integers(0, 20 * NS, 10_000)
     before = offs // NS
     after = np.array([rt.slotted(int(o)) - rt.start_ns for o in offs]) // NS

@@ -218,10 +218,14 @@ class Options:
             raise UsageError(f"unknown model {self.model!r} in {source}: choose one of {', '.join(MODELS)}")
         if self.arrival is not None:
             parse_arrival(self.arrival)
-        if self.arrival_slot is not None and self.arrival_slot > MAX_ARRIVAL_SLOT_S:
-            raise UsageError(f"invalid arrival_slot {self.arrival_slot:g}s in {source}: at most "
-                             f"{MAX_ARRIVAL_SLOT_S * 1000:g}ms (default {DEFAULT_ARRIVAL_SLOT_S * 1000:g}ms; "
-                             "0 sends each arrival at its own time)")
+        if self.arrival_slot is not None:
+            slot_ns = self.slot_ns()
+            # slots tile each second exactly, so no arrival moves into another second
+            if self.arrival_slot > MAX_ARRIVAL_SLOT_S or (slot_ns and 1_000_000_000 % slot_ns):
+                raise UsageError(
+                    f"invalid arrival_slot {self.arrival_slot * 1000:g}ms in {source}: give a slot that divides "
+                    f"1 s evenly, at most {MAX_ARRIVAL_SLOT_S * 1000:g}ms, e.g. 250us, 1ms, 2ms (the default), 10ms; "
+                    "0 sends each arrival at its own time")
         if self.base_url is not None and not isinstance(self.base_url, str):
             raise UsageError(f"invalid base_url {self.base_url!r} in {source}: give a URL string, "
                              "e.g. \"http://127.0.0.1:8000\"")
