@@ -1,7 +1,8 @@
 """``surge replay``: send a recorded trace's requests at their original relative times.
 
-An open model: request *i* is due at ``start + offset_i / speed`` whether or
-not earlier ones have finished, and its latency is measured from that due time
+An open model: request *i* is due at ``start + offset_i / speed`` (the start of
+its arrival slot, ``Options.arrival_slot``) whether or not earlier ones have
+finished, and its latency is measured from that due time
 (coordinated-omission free). Each worker takes every k-th request of the trace
 (round robin by index), so the workers' streams interleave into the original
 order. At most ``max_inflight`` requests per worker are outstanding; an

@@ -2,7 +2,7 @@
 
 Arrivals come from a :class:`RateCurve`; each is handed to an idle VU, a new
 VU while fewer than ``max_vus`` exist, or else counted as dropped. Each arrival
-is due at the start of its arrival slot (``Options.arrival_slot``, 1 ms by
+is due at the start of its arrival slot (``Options.arrival_slot``, 2 ms by
 default): the arrivals of a slot start together, with one wake-up. The
 iteration's intended start is that due time, so a late generator or a full VU
 pool shows up in latency (coordinated-omission free), and the dispatch delay is
