@@ -451,3 +451,18 @@ def test_a_run_on_both_sides_is_flagged():
     b = Side("B", [[]], ["20261123-120000-x"])
     assert any("on both sides" in m for m in mismatches(a, b))
     assert not any("on both sides" in m for m in mismatches(a, Side("C", [[]], ["20261123-120500-x"])))
+
+
+def test_runs_with_different_arrival_slots_are_flagged():
+    from surge.results.select import Side, mismatches
+
+    def side(name, **meta):
+        meta = {"model": "constant-arrival-rate", **meta}
+        return Side(name, [[]], [name], None, meta, (meta,))
+
+    new2, new0, old = side("A", arrival_slot_ms=2.0), side("B", arrival_slot_ms=0.0), side("C")
+    closed = side("D", arrival_slot_ms=None)
+    assert any("2 ms vs exact times (0)" in m for m in mismatches(new2, new0))
+    assert any("exact times (older surge) vs 2 ms" in m for m in mismatches(old, new2))
+    assert not any("slots" in m for m in mismatches(new2, side("E", arrival_slot_ms=2.0)))
+    assert not any("slots" in m for m in mismatches(closed, old))  # no schedule on either side

@@ -50,6 +50,13 @@ def mismatches(a: Side, b: Side) -> list[str]:
     for key in ("model", "options", "workers"):
         if ma.get(key) is not None and mb.get(key) is not None and ma[key] != mb[key]:
             out.append(f"the runs differ in {key}: {ma[key]} vs {mb[key]}")
+    slot_a, slot_b = ma.get("arrival_slot_ms"), mb.get("arrival_slot_ms")
+    closed = any("arrival_slot_ms" in m and m["arrival_slot_ms"] is None for m in (ma, mb))  # no schedule
+    if slot_a != slot_b and not closed and ma.get("model") == mb.get("model"):
+        def says(v):  # runs from before arrival slots have no arrival_slot_ms
+            return "exact times (older surge)" if v is None else f"{v:g} ms" if v else "exact times (0)"
+        out.append(f"the runs sent arrivals in different slots ({says(slot_a)} vs {says(slot_b)}): "
+                   "sub-millisecond latency differences may come from the generator, not the server")
     ha, hb = (ma.get("host") or {}).get("hostname"), (mb.get("host") or {}).get("hostname")
     if ha and hb and ha != hb:
         out.append(f"the runs were made on different hosts ({ha} vs {hb})")
