@@ -159,6 +159,7 @@ def test_trace_is_interpolated(tmp_path):
         ("t_s,rate\n0,1\n1,abc\n", "invalid rate"),
         ("t_s,rate\n0,1\n0,2\n", "not after"),
         ("t_s,rate\n0,1\n1,-2\n", "negative"),
+        ("t_s,rate\n0,0\n5,0\n", "rate of 0 in every row"),
     ],
 )
 def test_bad_trace(tmp_path, content, words):
@@ -202,3 +203,14 @@ def test_many_segments_stay_fast():
             break
     assert statistics.fmean(np.diff(times)) == pytest.approx(1e-3, rel=0.05)
     assert all(math.isfinite(x) for x in times[:10])
+
+
+def test_no_arrival_while_the_rate_is_zero():
+    """N(t) is flat while the rate is 0: the first arrival comes when traffic starts, and a
+    curve of total 0 has none (it used to send one at t=0)."""
+    assert list(RateCurve.constant(0.0, 5.0).arrivals()) == []
+    held = RateCurve.from_stages((Stage(5.0, 0.0), Stage(5.0, 10.0)))  # 0/s for 5 s, then a ramp
+    t = list(held.arrivals())
+    assert t[0] == 5.0 and len(t) == 25
+    assert list(RateCurve.constant(100.0, 1.0).arrivals())[:2] == [0.0, 0.01]  # unchanged elsewhere
+    assert len(list(RateCurve.constant(100.0, 1.0).arrivals())) == 100

@@ -150,6 +150,9 @@ def read_trace(path: Path) -> tuple[tuple[float, float], ...]:
         raise UsageError(f"trace {path} is not a readable CSV ({exc}): write rows t_s,rate") from None
     if len(rows) < 2:
         raise UsageError(f"trace {path} needs at least two rows t_s,rate (a start and an end)")
+    if not any(r > 0 for _, r in rows):
+        raise UsageError(f"trace {path} has a rate of 0 in every row: it would send nothing; "
+                         "check the rate column (requests per second)")
     span = rows[-1][0] - rows[0][0]
     if span > MAX_DURATION_S:
         raise UsageError(f"trace {path} spans {span:g} s, longer than {MAX_DURATION_S / 86_400:.0f} days; "

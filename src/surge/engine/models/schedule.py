@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -88,11 +88,15 @@ class RateCurve:
         return 0.0
 
     def time_of(self, n: float) -> float | None:
-        """The time at which N(t) reaches ``n``; None when it never does."""
-        first = max(bisect_left(self._cum, n) - 1, 0)  # the first segment whose end reaches n
+        """The time at which N(t) passes ``n``; None when it never does.
+
+        Where N(t) stays at ``n`` for a while (the rate is 0), the end of that
+        stretch: an arrival is due when traffic flows, and a curve of total 0
+        (an all-zero trace) has no arrival at all, not one at t=0."""
+        first = max(bisect_right(self._cum, n) - 1, 0)  # the first segment whose end passes n
         for i in range(first, len(self.segments)):
             t0, t1, r0, r1 = self.segments[i]
-            if n <= self._cum[i + 1]:
+            if n < self._cum[i + 1]:
                 d = n - self._cum[i]
                 a = 0.5 * (r1 - r0) / (t1 - t0)
                 # Clamp: at the end of a ramp down to 0 rounding makes it a tiny negative.
@@ -110,7 +114,7 @@ class RateCurve:
         nseg = len(self.segments)
         if nseg == 0:
             return np.full(ns.shape, np.nan)
-        j = np.searchsorted(self._cum_arr, ns, side="left")
+        j = np.searchsorted(self._cum_arr, ns, side="right")  # the first segment whose end passes n
         i = np.clip(j - 1, 0, nseg - 1)
         t0, t1, r0, r1 = (self._seg[i, k] for k in range(4))
         d = ns - self._cum_arr[i]
