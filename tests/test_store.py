@@ -738,3 +738,35 @@ def test_a_run_with_zero_requests_is_recorded(store, tmp_path):
     stats = store.name_stats(rid)
     assert [(n.total, n.requests) for n in stats] == [(True, 0)]  # only the run's total row
     assert len(store.series(rid)) == 3
+
+
+def test_a_store_on_read_only_media_is_read_and_refuses_writes_in_one_line(tmp_path, monkeypatch):
+    """SQLite cannot create the WAL's side files on read-only media (a mounted CI artifact):
+    such a store is opened immutable, so listing and comparing work and a write is a RunError."""
+    import surge.results.store as store_mod
+
+    db = tmp_path / "s.db"
+    s = Store.open(str(db))
+    s.record_run(make_run(tmp_path, "20261101-120000-x"))
+    s.close()
+    # Root ignores permission bits, so the read-only check itself is stood in for here.
+    monkeypatch.setattr(store_mod, "_read_only", lambda path: True)
+    ro = Store.open(str(db))
+    try:
+        assert [r.id for r in ro.list_runs()] == ["20261101-120000-x"]
+        assert len(ro.series("20261101-120000-x")) == 3
+        with pytest.raises(RunError, match="readonly|read-only|cannot write"):
+            ro.record_run(make_run(tmp_path, "20261101-130000-y"))
+    finally:
+        ro.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
+def test_read_only_check_sees_permissions(tmp_path):
+    from surge.results.store import _read_only
+
+    db = tmp_path / "s.db"
+    db.write_bytes(b"")
+    assert not _read_only(db)
+    db.chmod(0o444)
+    assert _read_only(db)

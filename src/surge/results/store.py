@@ -23,10 +23,12 @@ turns driver errors into those messages; the rest lives beside it:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, insert, inspect, select, text
@@ -115,14 +117,22 @@ class Store(StoreWrites):
         kwargs: dict[str, Any] = {}
         if u.get_backend_name() == "sqlite":
             path = _sqlite_file(u)
+            read_only = False
             if path is not None:
                 _make_parent(path, u)
                 if path.is_dir():
                     raise RunError(f"run store {_display(u)}: {path} is a directory; "
                                    "give the path of a database file")
+                read_only = _read_only(path)
             else:
                 kwargs["poolclass"] = StaticPool  # in-memory: one shared connection
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+            if read_only:
+                # A store on read-only media (a CI artifact, an archive): SQLite cannot create
+                # the WAL's side files there, so open it immutable; writes fail cleanly.
+                uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
+                kwargs["creator"] = lambda: sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S,
+                                                            check_same_thread=False)
         else:
             if "connect_timeout" not in u.query:
                 kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S,
@@ -134,7 +144,7 @@ class Store(StoreWrites):
             raise RunError(f"run store {_display(u)} needs a database driver that is not installed "
                            f"({exc}); install it: pip install 'psycopg[binary]'") from None
         if u.get_backend_name() == "sqlite":
-            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "connect", _sqlite_on_connect_ro if "creator" in kwargs else _sqlite_on_connect)
             event.listen(engine, "begin", _sqlite_on_begin)
         return engine
 
@@ -254,6 +264,15 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
     finally:
         cur.close()
+
+
+def _sqlite_on_connect_ro(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # as _sqlite_on_connect; no WAL switch on read-only media
+
+
+def _read_only(path: Path) -> bool:
+    """An existing SQLite file that cannot be written, or whose directory cannot (read-only media)."""
+    return path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
