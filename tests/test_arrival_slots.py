@@ -40,7 +40,13 @@ def test_option_values(given, ns):
     assert Options(arrival_slot=given).normalised().slot_ns() == ns
 
 
-@pytest.mark.parametrize("bad", ["1s", "fast", -1, True, "nan", "3ms", "0.3ms"])
+def test_a_flag_of_0_overrides_the_scenario_slot():
+    scenario = Options.from_mapping({"arrival_slot": "10ms", "rate": 5})
+    assert scenario.merged(Options(arrival_slot=0.0)).slot_ns() == 0
+    assert scenario.merged(Options()).slot_ns() == 10 * MS
+
+
+@pytest.mark.parametrize("bad", ["1s", "fast", -1, True, "nan", "3ms", "0.3ms", "50us", 1e-6])
 def test_bad_option_values(bad):
     with pytest.raises(UsageError, match="arrival.slot"):
         Options.from_mapping({"arrival_slot": bad})
@@ -49,7 +55,7 @@ def test_bad_option_values(bad):
 def test_cli_flag_is_checked_before_anything_runs():
     r = surge_json("hit", "http://127.0.0.1:9/", "--rate", "5", "--arrival-slot", "1s")
     assert r.rc == 2
-    assert "at most 100ms" in r.stderr and "divides 1 s" in r.stderr
+    assert "invalid --arrival-slot 1000ms" in r.stderr and "divides 1 s" in r.stderr
     assert_no_traceback(r.stderr)
 
 
@@ -104,6 +110,20 @@ def test_dispatcher_sends_each_slot_together_from_its_start():
     assert (np.array(sent) >= np.array(due)).all()  # never before the slot starts
 
 
+def test_arrivals_on_a_slot_boundary_stay_in_their_slot():
+    """100/s in 10 ms slots: one arrival per slot. Truncating 2.01 s * 1e9 (2009999999.99...)
+    put some a whole slot early, leaving one slot empty and the one before it with two."""
+    async def go():
+        rt = runtime(10 * MS, start_ns=time.monotonic_ns() + 5 * MS)
+        curve = RateCurve.constant(100.0, 3.0)
+        return rt, [t async for t, _ in due_arrivals(rt, curve, poisson=False, share=Share(),
+                                                     end_ns=rt.at_ns(3.0))]
+
+    rt, due = asyncio.run(go())
+    slots = (np.array(due) - rt.start_ns) // (10 * MS)
+    assert slots.tolist() == list(range(300))
+
+
 def test_slot_zero_keeps_each_arrival_at_its_own_time():
     rt, due, _ = _dispatch(0)
     offs = np.array(due) - rt.start_ns
@@ -119,7 +139,7 @@ def test_slot_zero_keeps_each_arrival_at_its_own_time():
 def test_compiled_loop_wakes_at_slot_starts_counted_from_its_base():
     """Slots of 20 ms counted from a base 10 ms off the clock's own 20 ms grid: waking
     on the clock's grid would send every arrival ~10 ms late."""
-    from test_hitloop_parser import ERROR_KINDS, GET, drive, serve  # noqa: F401 (fixture)
+    from test_hitloop_parser import ERROR_KINDS, GET, drive
 
     q = 20 * MS
     base = (time.monotonic_ns() // q + 5) * q + 10 * MS
@@ -235,7 +255,7 @@ def test_the_server_sees_slots(stamping_server, scenario_file, monkeypatch, how)
         assert s["errors"] == 0
         shares[slot] = _close_gaps(seen)
     assert shares["10ms"] > 0.6, shares  # 3 of every 4 gaps are within a slot
-    assert shares["0"] < 0.3, shares
+    assert shares["0"] < 0.4, shares
 
 
 def test_the_slot_is_recorded_with_open_runs_only(stamping_server, tmp_path):
@@ -249,3 +269,19 @@ def test_the_slot_is_recorded_with_open_runs_only(stamping_server, tmp_path):
     assert metas["open"]["arrival_slot_ms"] == 2.0
     assert metas["default"]["arrival_slot_ms"] == DEFAULT_ARRIVAL_SLOT_S * 1000
     assert metas["closed"]["arrival_slot_ms"] is None
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+def test_few_connections_carry_more_than_one_request_per_slot(stamping_server, monkeypatch, engine):
+    """2 connections at 2,000 req/s against a ~0.1 ms server: each connection must carry
+    many requests per 2 ms slot. The compiled loop used to poll only at slot starts while
+    arrivals waited for a connection: 1,000 req/s at most, and latency in the 100s of ms."""
+    if engine == "native" and not hit_native.native_available():
+        pytest.skip("compiled hit loop not built")
+    monkeypatch.setenv("SURGE_HIT_ENGINE", engine)
+    url, _ = stamping_server
+    rc, s, err = surge_json("hit", url, "-c", "2", "--rate", "2000", "-d", "1.5s", "-w", "1")
+    assert rc == 0, err
+    assert s["requests"] == pytest.approx(3000, abs=30)
+    assert s["rps"] > 1800
+    assert s["p50"] < 20.0, s["latency"]

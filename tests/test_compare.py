@@ -456,13 +456,23 @@ def test_a_run_on_both_sides_is_flagged():
 def test_runs_with_different_arrival_slots_are_flagged():
     from surge.results.select import Side, mismatches
 
-    def side(name, **meta):
-        meta = {"model": "constant-arrival-rate", **meta}
+    def side(name, model="constant-arrival-rate", **meta):
+        meta = {"model": model, **meta}
         return Side(name, [[]], [name], None, meta, (meta,))
 
+    def slot_warnings(a, b):
+        return [m for m in mismatches(a, b) if "slots" in m]
+
     new2, new0, old = side("A", arrival_slot_ms=2.0), side("B", arrival_slot_ms=0.0), side("C")
-    closed = side("D", arrival_slot_ms=None)
-    assert any("2 ms vs exact times (0)" in m for m in mismatches(new2, new0))
-    assert any("exact times (older surge) vs 2 ms" in m for m in mismatches(old, new2))
-    assert not any("slots" in m for m in mismatches(new2, side("E", arrival_slot_ms=2.0)))
-    assert not any("slots" in m for m in mismatches(closed, old))  # no schedule on either side
+    assert any("2 ms vs exact times (0)" in m for m in slot_warnings(new2, new0))
+    assert any("exact times (older surge) vs 2 ms" in m for m in slot_warnings(old, new2))
+    assert not slot_warnings(new2, side("E", arrival_slot_ms=2.0))
+    # hit: closed before and after slots (no schedule) against an open run: the model differs
+    # in kind, not in slots; an older open hit is told by its rate
+    hit_open = side("F", "hit", arrival_slot_ms=2.0, options={"rate": 100.0})
+    assert not slot_warnings(side("G", "hit", options={"iterations": 50}), hit_open)
+    assert not slot_warnings(side("H", "hit", arrival_slot_ms=None), hit_open)
+    assert slot_warnings(side("I", "hit", options={"rate": 100.0}), hit_open)
+    # a slot given explicitly equal to the default is not an options difference
+    explicit = side("J", arrival_slot_ms=2.0, options={"rate": 5.0, "arrival_slot": 0.002})
+    assert not mismatches(explicit, side("K", arrival_slot_ms=2.0, options={"rate": 5.0}))

@@ -38,7 +38,9 @@ OPEN_MODELS = ("constant-arrival-rate", "ramping-arrival-rate")
 # The price is burstiness: at 5,000 req/s, 10 requests leave together every 2 ms
 # (latency p50 against nginx 0.15 ms at slot 0, 0.22 at 2 ms). 0 = exact times.
 DEFAULT_ARRIVAL_SLOT_S = 0.002
+MIN_ARRIVAL_SLOT_S = 0.0001
 MAX_ARRIVAL_SLOT_S = 0.1
+NS_PER_S = 1_000_000_000
 
 
 def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
@@ -220,12 +222,16 @@ class Options:
             parse_arrival(self.arrival)
         if self.arrival_slot is not None:
             slot_ns = self.slot_ns()
-            # slots tile each second exactly, so no arrival moves into another second
-            if self.arrival_slot > MAX_ARRIVAL_SLOT_S or (slot_ns and 1_000_000_000 % slot_ns):
+            # slots tile each second exactly, so no arrival moves into another second; under
+            # 100 us a slot would keep the compiled loop polling all but continuously
+            if slot_ns and (not MIN_ARRIVAL_SLOT_S * NS_PER_S <= slot_ns <= MAX_ARRIVAL_SLOT_S * NS_PER_S
+                            or NS_PER_S % slot_ns):
+                given = f"{self.arrival_slot * 1000:.9g}ms"
+                what = f"--arrival-slot {given}" if source == "command line" else f"arrival_slot {given} in {source}"
                 raise UsageError(
-                    f"invalid arrival_slot {self.arrival_slot * 1000:g}ms in {source}: give a slot that divides "
-                    f"1 s evenly, at most {MAX_ARRIVAL_SLOT_S * 1000:g}ms, e.g. 250us, 1ms, 2ms (the default), 10ms; "
-                    "0 sends each arrival at its own time")
+                    f"invalid {what}: give a slot that divides 1 s evenly, "
+                    f"from {MIN_ARRIVAL_SLOT_S * 1e6:g}us to {MAX_ARRIVAL_SLOT_S * 1000:g}ms, e.g. 250us, 1ms, "
+                    "2ms (the default), 10ms; 0 sends each arrival at its own time")
         if self.base_url is not None and not isinstance(self.base_url, str):
             raise UsageError(f"invalid base_url {self.base_url!r} in {source}: give a URL string, "
                              "e.g. \"http://127.0.0.1:8000\"")

@@ -217,7 +217,7 @@ class NativeHitRunner(HitRunner):
                 if not len(offs):
                     return False
                 # due at the start of their arrival slot (Runtime.slotted)
-                due = (offs * NS).astype(np.int64)
+                due = np.rint(offs * NS).astype(np.int64)  # rint: truncation puts some a slot early
                 if self.runtime.slot_ns:
                     due -= due % self.runtime.slot_ns
                 self._pending = self.recorder.start_ns + due

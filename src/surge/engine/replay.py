@@ -95,7 +95,7 @@ class ReplayRunner:
         self.idle = asyncio.Event()
         self.idle.set()
         # Due times in ns from the start, and this worker's arrivals per second (for target_rate).
-        self.due_ns = (self.trace.offsets / spec.speed * NS).astype(np.int64)
+        self.due_ns = np.rint(self.trace.offsets / spec.speed * NS).astype(np.int64)
         secs = (self.due_ns // NS).astype(np.int64)
         self.per_second = np.bincount(secs) if len(secs) else np.zeros(1, dtype=np.int64)
         self.tasks: set[asyncio.Task] = set()

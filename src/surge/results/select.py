@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from surge.api.errors import UsageError
+from surge.api.options import OPEN_MODELS
 from surge.metrics.stats import SecondStats
 from surge.results.rundir import read_json_object, read_series
 
@@ -48,19 +49,35 @@ def mismatches(a: Side, b: Side) -> list[str]:
     if sa.get("sha256") and sb.get("sha256") and sa["sha256"] != sb["sha256"]:
         out.append("the scenario files differ (sha256): the workloads may not be comparable")
     for key in ("model", "options", "workers"):
-        if ma.get(key) is not None and mb.get(key) is not None and ma[key] != mb[key]:
-            out.append(f"the runs differ in {key}: {ma[key]} vs {mb[key]}")
-    slot_a, slot_b = ma.get("arrival_slot_ms"), mb.get("arrival_slot_ms")
-    closed = any("arrival_slot_ms" in m and m["arrival_slot_ms"] is None for m in (ma, mb))  # no schedule
-    if slot_a != slot_b and not closed and ma.get("model") == mb.get("model"):
-        def says(v):  # runs from before arrival slots have no arrival_slot_ms
-            return "exact times (older surge)" if v is None else f"{v:g} ms" if v else "exact times (0)"
+        va, vb = ma.get(key), mb.get(key)
+        if key == "options" and isinstance(va, dict) and isinstance(vb, dict):
+            # the slot is compared as run, below: a 2ms given and the 2ms default are the same
+            va, vb = ({k: v for k, v in d.items() if k != "arrival_slot"} for d in (va, vb))
+        if va is not None and vb is not None and va != vb:
+            out.append(f"the runs differ in {key}: {va} vs {vb}")
+    slot_a, slot_b = _slot_of(ma), _slot_of(mb)
+    if slot_a != slot_b and "closed" not in (slot_a, slot_b) and None not in (slot_a, slot_b) \
+            and ma.get("model") == mb.get("model"):
+        def says(v):
+            return "exact times (older surge)" if v == "older" else f"{v:g} ms" if v else "exact times (0)"
         out.append(f"the runs sent arrivals in different slots ({says(slot_a)} vs {says(slot_b)}): "
                    "sub-millisecond latency differences may come from the generator, not the server")
     ha, hb = (ma.get("host") or {}).get("hostname"), (mb.get("host") or {}).get("hostname")
     if ha and hb and ha != hb:
         out.append(f"the runs were made on different hosts ({ha} vs {hb})")
     return out
+
+
+def _slot_of(meta: dict) -> float | str | None:
+    """A run's arrival slot in ms; "closed" for a run with no schedule; "older" for an open
+    run from before arrival slots; None when that cannot be told."""
+    if "arrival_slot_ms" in meta:
+        return "closed" if meta["arrival_slot_ms"] is None else meta["arrival_slot_ms"]
+    opts = meta.get("options") if isinstance(meta.get("options"), dict) else {}
+    model = meta.get("model")
+    if model == "replay" or model in OPEN_MODELS or (model == "hit" and ("rate" in opts or "shape" in opts)):
+        return "older"
+    return "closed" if model else None
 
 
 def _from_dir(path: Path) -> Side:

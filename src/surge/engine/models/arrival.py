@@ -72,7 +72,7 @@ async def due_arrivals(
     rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     burst = 0
     for off in stream:
-        t = rt.slotted(int(off * NS))
+        t = rt.slotted(round(off * NS))  # round: 2.01 * NS is 2009999999.99..., a slot early if truncated
         if t >= end_ns:
             return
         now = monotonic_ns()
