@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_no_traceback, surge_json
+from conftest import assert_no_traceback, surge_cli, surge_json
 from surge.api.errors import UsageError
 from surge.api.options import DEFAULT_ARRIVAL_SLOT_S, Options
 from surge.engine import hit_native
@@ -269,6 +269,10 @@ def test_the_slot_is_recorded_with_open_runs_only(stamping_server, tmp_path):
     assert metas["open"]["arrival_slot_ms"] == 2.0
     assert metas["default"]["arrival_slot_ms"] == DEFAULT_ARRIVAL_SLOT_S * 1000
     assert metas["closed"]["arrival_slot_ms"] is None
+    html = tmp_path / "r.html"
+    r = surge_cli("report", str(tmp_path / "open" / metas["open"]["run_id"]), "-o", str(html))
+    assert r.rc == 0, r
+    assert "arrival slot" in html.read_text() and "2 ms" in html.read_text()
 
 
 @pytest.mark.parametrize("engine", ["native", "python"])

@@ -490,8 +490,9 @@ def _metadata(run: RunData) -> str:
     if isinstance(argv, list):
         rows.append(("command", shlex.join(str(a) for a in argv)))
     rows.append(("model", m.get("model")))
-    if m.get("arrival_slot_ms") is not None:
-        rows.append(("arrival slot", f"{m['arrival_slot_ms']:g} ms" if m["arrival_slot_ms"] else "0 (exact times)"))
+    slot = m.get("arrival_slot_ms")
+    if isinstance(slot, int | float) and not isinstance(slot, bool):
+        rows.append(("arrival slot", f"{slot:g} ms" if slot else "0 (exact times)"))
     rows += [(k, m.get(k)) for k in ("options", "planned_duration_s", "workers", "started_at",
                                      "ended_at", "duration_s", "surge_version", "host", "git", "thresholds")]
     if run.tags:
