@@ -265,6 +265,7 @@ def test_breakpoint_finds_known_capacity_slow(capacity_server):
         (["--slo", "p95<<3"], "threshold"),
         (["--step-duration", "1s"], "too short"),
         (["--step-duration", "4s", "--warmup", "4s"], "--warmup"),
+        (["--arrival-slot", "3ms"], "divides 1 s"),
     ],
 )
 def test_breakpoint_bad_input(args, words, refused_url):

@@ -36,6 +36,7 @@ from surge.analysis.thresholds import parse_thresholds
 from surge.api.errors import UsageError
 from surge.cli import exitcodes
 from surge.cli.common import (
+    arrival_slot_option,
     default_workers,
     duration_arg,
     guarded,
@@ -97,6 +98,7 @@ class WindowCollector:
 @click.option("--header", "-H", "headers", multiple=True, metavar="'K: V'", help="Request header, repeatable.")
 @click.option("--base-url", "-b", help="Scenario target: prefix for relative URLs.")
 @click.option("--max-vus", type=click.IntRange(min=1), help="Scenario target: VU cap per step (default 1000).")
+@arrival_slot_option
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU cores).")
 @click.option("--timeout", callback=duration_arg("timeout"), default="10s", show_default=True,
               help="Total timeout per request.")
@@ -110,7 +112,7 @@ class WindowCollector:
 @click.option("--seed", type=int, default=0, show_default=True)
 @store_options
 def breakpoint_cmd(target, slos, start, max_rate, step_duration, warmup, time_budget, tolerance, growth, max_steps,
-                   connections, method, headers, base_url, max_vus, workers, timeout, out_root, no_save, no_store,
+                   connections, method, headers, base_url, max_vus, arrival_slot, workers, timeout, out_root, no_save, no_store,
                    as_json, quiet, no_preflight, seed, store_url_opt) -> None:
     """Find the highest arrival rate TARGET (a scenario file or a URL) sustains within the SLOs.
 
@@ -146,8 +148,8 @@ def breakpoint_cmd(target, slos, start, max_rate, step_duration, warmup, time_bu
             raise UsageError(f"--warmup {wu:g}s leaves under 1 s of a {step_duration:g}s step to judge: "
                              "shorten it or lengthen --step-duration")
         ths = parse_thresholds(slos)
-        make_spec, label, scen = _target(target, connections, method, headers, base_url, max_vus, workers,
-                                         timeout, seed, no_preflight)
+        make_spec, label, scen = _target(target, connections, method, headers, base_url, max_vus, arrival_slot,
+                                         workers, timeout, seed, no_preflight)
         ths = ths + parse_thresholds(scen.options.thresholds) if scen is not None else ths
         policy = SearchPolicy(start=start, max_rate=max_rate, growth=growth, tolerance=tolerance, max_steps=max_steps)
         criteria = Criteria(warmup_s=wu)
@@ -167,7 +169,8 @@ def breakpoint_cmd(target, slos, start, max_rate, step_duration, warmup, time_bu
     guarded(go)
 
 
-def _target(target, connections, method, headers, base_url, max_vus, workers, timeout, seed, no_preflight):
+def _target(target, connections, method, headers, base_url, max_vus, arrival_slot, workers, timeout, seed,
+            no_preflight):
     """A function rate -> RunSpec for a URL (the hit fast path) or a scenario file."""
     from dataclasses import replace
 
@@ -176,6 +179,7 @@ def _target(target, connections, method, headers, base_url, max_vus, workers, ti
 
     timeouts = (min(10.0, timeout), timeout, timeout)
     hdrs = parse_headers(headers)
+    Options(arrival_slot=arrival_slot).normalised(source="command line")  # before anything runs
     if target.startswith(("http://", "https://")):
         from surge.engine.http.url import split_url
         from surge.engine.messages import HitSpec
@@ -190,7 +194,8 @@ def _target(target, connections, method, headers, base_url, max_vus, workers, ti
         hit = HitSpec(m, target, hdrs, b"", connections)
 
         def url_spec(rate: float, duration: float) -> RunSpec:
-            return RunSpec(options=Options(rate=rate, duration=duration), workers=n_workers, hit=hit,
+            return RunSpec(options=Options(rate=rate, duration=duration, arrival_slot=arrival_slot),
+                           workers=n_workers, hit=hit,
                            timeouts=timeouts, seed=seed)
 
         return url_spec, "breakpoint", None
@@ -201,7 +206,8 @@ def _target(target, connections, method, headers, base_url, max_vus, workers, ti
     if not path.exists():
         raise UsageError(f"{target} is neither a URL (http://...) nor an existing scenario file: check the path")
     scen = load_scenarios(path)
-    base = scen.options.merged(Options(base_url=base_url, max_vus=max_vus)).normalised(source="command line")
+    base = scen.options.merged(Options(base_url=base_url, max_vus=max_vus, arrival_slot=arrival_slot)
+                               ).normalised(source="command line")
     build_model(replace(base, model="constant-arrival-rate", rate=1.0, duration=1.0, stages=None, shape=None,
                         pacing=None, iterations=None))
     if not no_preflight:
