@@ -160,15 +160,16 @@ def test_compiled_loop_wakes_at_slot_starts_counted_from_its_base():
     assert np.median(lags) < 5 * MS, lags
 
 
-def _answer_all(ls: socket.socket, stop: threading.Event) -> None:
-    """A tiny keep-alive server: answers every request on every connection with 200."""
+def _answer_all(ls: socket.socket, stop: threading.Event, seen: list[int] | None = None) -> None:
+    """A tiny keep-alive server: answers every request on every connection with 200,
+    noting in ``seen`` the monotonic ns at which each arrived."""
     ls.settimeout(0.2)
     while not stop.is_set():
         try:
             c, _ = ls.accept()
         except OSError:
             continue
-        threading.Thread(target=_serve_conn, args=(c, stop, None), daemon=True).start()
+        threading.Thread(target=_serve_conn, args=(c, stop, seen), daemon=True).start()
 
 
 def _serve_conn(c: socket.socket, stop: threading.Event, seen: list[int] | None) -> None:
@@ -204,17 +205,7 @@ def stamping_server():
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(64)
-    ls.settimeout(0.2)
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                continue
-            threading.Thread(target=_serve_conn, args=(c, stop, seen), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    threading.Thread(target=_answer_all, args=(ls, stop, seen), daemon=True).start()
     yield f"http://127.0.0.1:{ls.getsockname()[1]}", seen
     stop.set()
     ls.close()

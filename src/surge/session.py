@@ -22,12 +22,11 @@ from surge.analysis.observe import observe
 from surge.analysis.summary import build_summary
 from surge.analysis.thresholds import Threshold, evaluate
 from surge.api.errors import UsageError
-from surge.api.options import OPEN_MODELS
 from surge.engine.coordinator import Output, RunOutcome, RunSpec, execute, planned_seconds
 from surge.engine.hit_native import check_engine_choice, expected_engine
 from surge.engine.loader import ScenarioSet
 from surge.metrics.aggregate import RunAggregate
-from surge.results.meta import git_info, host_info, now_iso, options_dict
+from surge.results.meta import git_info, host_info, now_iso, open_schedule, options_dict
 from surge.results.rundir import RunDirWriter, drop_if_empty, reserve_run_dir
 from surge.sut.spec import MonitorSpec
 
@@ -106,16 +105,6 @@ def run_setup(scenarios: ScenarioSet | None) -> Any:
         raise UsageError(f"setup() in {scenarios.path} raised {type(exc).__name__}: {exc}; fix it and retry") from None
 
 
-def _open_schedule(spec: RunSpec) -> bool:
-    """Whether the run sends on an arrival schedule (an open model, hit --rate, a replay)."""
-    if spec.replay is not None:
-        return True
-    o = spec.options
-    if spec.hit is not None:
-        return o.rate is not None or o.shape is not None
-    return o.resolved_model() in OPEN_MODELS
-
-
 def _sut_monitor(monitor: MonitorSpec | None, spec: RunSpec) -> Any:
     """The run's SUT monitor, opened (None without one); py-spy records after the ramp-up."""
     if monitor is None or not monitor.active:
@@ -173,6 +162,7 @@ def run_session(
     if spec.hit is not None:
         check_engine_choice(spec.hit.url)
     model = "hit" if spec.hit is not None else "replay" if spec.replay is not None else spec.options.resolved_model()
+    opts = options_dict(spec.options)
     meta = {
         "run_id": None,
         "surge_version": __version__,
@@ -189,9 +179,9 @@ def run_session(
                    "base_url": spec.replay.base_url, "max_inflight": spec.replay.max_inflight}
         if spec.replay is not None else None,
         "model": model,
-        "options": options_dict(spec.options),
+        "options": opts,
         # open models: arrivals due within a slot of this length start together at its start
-        "arrival_slot_ms": spec.options.slot_ns() / 1e6 if _open_schedule(spec) else None,
+        "arrival_slot_ms": spec.options.slot_ns() / 1e6 if open_schedule(model, opts) else None,
         "planned_duration_s": planned_seconds(spec),
         "workers": spec.workers,
         "host": host_info(),

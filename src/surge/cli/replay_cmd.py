@@ -134,9 +134,9 @@ def replay_cmd(log, base_url, speed, duration, limit, max_inflight, arrival_slot
         from surge.engine.replay import ReplaySpec
         from surge.engine.replay_trace import TraceBuilder
         from surge.traffic.jsonl import parse_mapping
+        from surge.traffic.read import open_log
 
         Options(arrival_slot=arrival_slot).normalised(source="command line")  # before reading the log
-        from surge.traffic.read import open_log
 
         if duration is not None and duration <= 0:
             raise UsageError("--duration must be > 0: give e.g. -d 5m (or leave it out to replay the whole log)")

@@ -216,11 +216,8 @@ class NativeHitRunner(HitRunner):
                 offs = np.fromiter(itertools.islice(self._stream, FEED_BLOCK), dtype=np.float64)
                 if not len(offs):
                     return False
-                # due at the start of their arrival slot (Runtime.slotted)
-                due = np.rint(offs * NS).astype(np.int64)  # rint: truncation puts some a slot early
-                if self.runtime.slot_ns:
-                    due -= due % self.runtime.slot_ns
-                self._pending = self.recorder.start_ns + due
+                # due at the start of their arrival slot; rint: truncation puts some a slot early
+                self._pending = self.runtime.slotted(np.rint(offs * NS).astype(np.int64))
             cut = int(np.searchsorted(self._pending, horizon))
             if cut:
                 self.engine.feed(self._pending[:cut].tobytes())

@@ -107,7 +107,8 @@ class Runtime:
     def slotted(self, offset_ns: int) -> int:
         """The monotonic ns at which an arrival ``offset_ns`` after the start is sent:
         the start of its arrival slot (slots are counted from the run's start and
-        divide 1 s, so no arrival moves into another second)."""
+        divide 1 s, so no arrival moves into another second). Also for an int64 numpy
+        array of offsets (the compiled loop's feed)."""
         slot = self.slot_ns
         return self.start_ns + (offset_ns - offset_ns % slot if slot else offset_ns)
 

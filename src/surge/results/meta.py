@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from surge.api.options import OPEN_MODELS
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -39,6 +41,15 @@ def host_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
     }
+
+
+def open_schedule(model: str | None, options: dict[str, Any]) -> bool:
+    """Whether a run of ``model`` ("hit", "replay" or a workload model) with ``options``
+    (as :func:`options_dict` gives them) sends on an arrival schedule: an open model,
+    ``hit --rate``/``--shape``, a replay."""
+    if model == "hit":
+        return "rate" in options or "shape" in options
+    return model == "replay" or model in OPEN_MODELS
 
 
 def options_dict(options) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from surge.api.errors import UsageError
-from surge.api.options import OPEN_MODELS
 from surge.metrics.stats import SecondStats
+from surge.results.meta import open_schedule
 from surge.results.rundir import read_json_object, read_series
 
 
@@ -73,11 +73,11 @@ def _slot_of(meta: dict) -> float | str | None:
     run from before arrival slots; None when that cannot be told."""
     if "arrival_slot_ms" in meta:
         return "closed" if meta["arrival_slot_ms"] is None else meta["arrival_slot_ms"]
-    opts = meta.get("options") if isinstance(meta.get("options"), dict) else {}
     model = meta.get("model")
-    if model == "replay" or model in OPEN_MODELS or (model == "hit" and ("rate" in opts or "shape" in opts)):
-        return "older"
-    return "closed" if model else None
+    if not model:
+        return None
+    return "older" if open_schedule(model, meta.get("options") if isinstance(meta.get("options"), dict) else {}) \
+        else "closed"
 
 
 def _from_dir(path: Path) -> Side:
