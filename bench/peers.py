@@ -424,7 +424,7 @@ TOOLS: dict[str, Tool] = {
         # The same build with the compiled loop switched off: what the C loop buys, interleaved.
         Tool("surge-hit-py", surge_binary, surge_hit_command, surge_parse,
              env=lambda ctx: {"SURGE_HIT_ENGINE": "python"}),
-        # Other arrival slots (the default is 1 ms): 0 wakes for each arrival; 10 ms is
+        # Other arrival slots (the default is 2 ms): 0 wakes for each arrival; 10 ms is
         # h2load's burstiness (its 50 per-connection --rps timers fire together, 50
         # requests every 10 ms), to compare engines like for like.
         *(Tool(f"surge-hit-slot{slot}", surge_binary, with_slot(surge_hit_command, slot), surge_parse)
