@@ -6,7 +6,7 @@ DURATION ?= 20s
 
 .PHONY: setup demo test lint bench clean
 
-$(BIN)/surge: pyproject.toml setup.py src/surge/engine/_hitloop.c src/surge/engine/_timerfd.c
+$(BIN)/surge: pyproject.toml setup.py src/surge/engine/_hitloop.c src/surge/engine/_timerfd.c src/surge/engine/http/_conncore.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

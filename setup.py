@@ -1,9 +1,10 @@
-"""Build hook for the compiled modules: the event loop behind `surge hit`, and the
-timerfd call behind open models' arrival wake-ups.
+"""Build hook for the compiled modules: the event loop behind `surge hit`, the
+per-request core of the scripted client's connection, and the timerfd call behind
+open models' arrival wake-ups.
 
-Everything else is in pyproject.toml. Both extensions are optional: where they do not
-build (no C compiler, not Linux), `surge hit` uses its pure-Python path and the
-arrival timer calls libc through ctypes.
+Everything else is in pyproject.toml. All extensions are optional: where they do not
+build (no C compiler, not Linux), `surge hit` uses its pure-Python path, the
+connection its Python core, and the arrival timer calls libc through ctypes.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,12 @@ setup(
         Extension(
             "surge.engine._hitloop",
             ["src/surge/engine/_hitloop.c"],
+            extra_compile_args=["-O2", "-Wall"],
+            optional=True,
+        ),
+        Extension(
+            "surge.engine.http._conncore",
+            ["src/surge/engine/http/_conncore.c"],
             extra_compile_args=["-O2", "-Wall"],
             optional=True,
         ),

@@ -253,8 +253,7 @@ class Client:
                     return self._failed(key, method, url, intended, send, err)
                 send = monotonic_ns()
             before = conn.bytes_in
-            fut = conn.send(req, method == "HEAD")
-            conn.arm_timeouts(self.timeouts.read, total)
+            fut = conn.send(req, method == "HEAD", self.timeouts.read, total)  # also arms the timeouts
             try:
                 status, head, content, first, gzipped = await fut
             except RequestFailed as err:

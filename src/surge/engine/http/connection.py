@@ -4,6 +4,11 @@ Hand-written because it is the hot path: aiohttp + uvloop reached 8,000 req/s
 per core on the bench machine, a protocol like this one about 90,000 (see
 bench/peers.py). Per request it does one ``transport.write``, one parser feed
 and resolves one future; timestamps are ``time.monotonic_ns()``.
+
+``send`` and the common case of ``data_received`` (a whole, plainly framed
+response in one read) run in the compiled :mod:`surge.engine.http._conncore`
+where it is built; everything else is here. :class:`PyConnCore` is the same
+core in Python, for machines without a C compiler (and for the tests).
 """
 
 from __future__ import annotations
@@ -60,7 +65,42 @@ def classify_connect_error(exc: BaseException) -> tuple[ErrorKind, str]:
     return ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}"
 
 
-class HttpConnection(asyncio.Protocol):
+class PyConnCore:
+    """Pure-Python stand-in for the compiled ``_conncore.ConnCore``: the same
+    methods, always taking the slow (httptools) path for responses."""
+
+    def data_received(self, data: bytes) -> None:
+        self._data_received_slow(data)
+
+    def send(self, request: bytes, head_only: bool = False, read: float | None = None,
+             total: float | None = None) -> asyncio.Future:
+        """Write ``request``; the future resolves when its response is complete. With
+        ``read`` and ``total`` (s), also arm its timeouts (:meth:`arm_timeouts`)."""
+        fut = self.loop.create_future()
+        if self.closed or self.transport is None:
+            self._send_closed(fut)
+            return fut
+        self._fut = fut
+        self._head_only = head_only
+        self._raw = self._head = b""
+        self._body = []
+        self._got_bytes = False
+        self._status = 0
+        self._gzip = False
+        self.set_cookie = False
+        if read is not None and total is not None:
+            self.arm_timeouts(read, total)
+        self.transport.write(request)
+        return fut
+
+
+try:
+    from surge.engine.http._conncore import ConnCore
+except ImportError:  # not built (no C compiler): the same core in Python
+    ConnCore = PyConnCore  # type: ignore[misc,assignment]
+
+
+class HttpConnection(ConnCore, asyncio.Protocol):
     """A keep-alive connection that runs one request at a time.
 
     :meth:`send` writes a serialised request and returns a future resolving to
@@ -103,7 +143,9 @@ class HttpConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         set_nodelay(transport)
 
-    def data_received(self, data: bytes) -> None:
+    def _data_received_slow(self, data: bytes) -> None:
+        """Bytes of a response the compiled fast path did not complete (split over
+        reads, chunked, close-delimited, 1xx, unusual headers): through httptools."""
         if not self._got_bytes:
             self._got_bytes = True
             self._first_ns = monotonic_ns()
@@ -169,22 +211,11 @@ class HttpConnection(asyncio.Protocol):
             self._complete(self.parser.should_keep_alive())
 
     # -- requests ------------------------------------------------------------
-    def send(self, request: bytes, head_only: bool = False) -> asyncio.Future:
-        """Write ``request``; the future resolves when its response is complete."""
-        fut = self.loop.create_future()
-        if self.closed or self.transport is None:
-            fut.set_exception(RequestFailed(ErrorKind.RESET, "connection closed", retryable=self.uses > 0))
-            return fut
-        self._fut = fut
-        self._head_only = head_only
-        self._raw = self._head = b""
-        self._body = []
-        self._got_bytes = False
-        self._status = 0
-        self._gzip = False
-        self.set_cookie = False
-        self.transport.write(request)
-        return fut
+    # send(request, head_only=False, read=None, total=None) -> Future: from ConnCore.
+
+    def _send_closed(self, fut: asyncio.Future) -> None:
+        """send() on a closed connection: fail its future at once."""
+        fut.set_exception(RequestFailed(ErrorKind.RESET, "connection closed", retryable=self.uses > 0))
 
     def _complete(self, keep_alive: bool) -> None:
         fut, self._fut = self._fut, None
