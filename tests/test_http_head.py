@@ -16,7 +16,13 @@ import pytest
 
 from surge.api.errors import ErrorKind
 from surge.api.response import Response, header_pairs
-from surge.engine.http.connection import MAX_HEAD, ConnCore, HttpConnection, PyConnCore, RequestFailed
+from surge.engine.http.connection import (
+    MAX_HEAD,
+    ConnCore,
+    HttpConnection,
+    PyConnCore,
+    RequestFailed,
+)
 from surge.engine.http.head import head_end, last_value
 from surge.engine.http.url import split_url
 
