@@ -463,7 +463,7 @@ def add_base_revision(rev: str) -> list[str]:
                    stdout=subprocess.DEVNULL)
     atexit.register(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for c_file in sorted((ROOT / "src/surge/engine").glob("_*.c")):
+    for c_file in sorted((ROOT / "src/surge/engine").rglob("_*.c")):
         src = c_file.relative_to(ROOT)
         if not (wt / src).is_file():
             continue

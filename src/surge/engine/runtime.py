@@ -184,7 +184,7 @@ class Runtime:
         each type is kept) and the run goes on.
         """
         vu = slot.vu
-        sc = self.pick(vu.rng)
+        sc = self.scenarios[0] if len(self.scenarios) == 1 else self.pick(vu.rng)
         client = slot.client
         client.scenario = sc.name
         client.intended_ns = intended_ns
@@ -248,11 +248,16 @@ class Runtime:
 
     def note_lag(self, intended_ns: int, now_ns: int) -> None:
         """Record how late an arrival was dispatched (schedule lag, ns)."""
+        self.lag_list(intended_ns).append(now_ns - intended_ns)
+
+    def lag_list(self, intended_ns: int) -> list[int]:
+        """The schedule lags (ns) of the second ``intended_ns`` falls in, to append to; valid
+        until the worker next harvests them (it may between two awaits)."""
         s = self.recorder.second_of(intended_ns)
         lags = self.sched_lags.get(s)
         if lags is None:  # not setdefault: that builds a new empty list per arrival
             lags = self.sched_lags[s] = []
-        lags.append(now_ns - intended_ns)
+        return lags
 
     async def finish(self, tasks: list[asyncio.Task], grace_s: float) -> None:
         """Wait up to ``grace_s`` for ``tasks``, then cancel what is left (counted as interrupted)."""

@@ -35,6 +35,7 @@ from surge.engine.http.url import (
     resolve_url,
     split_url,
 )
+from surge.engine.recorder import pack_request
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 10
@@ -42,7 +43,10 @@ _URL_CACHE = 1024  # distinct URLs remembered per client (parsed origin/target, 
 
 
 class RequestSink(Protocol):
-    """Where a client reports finished requests (the worker's recorder)."""
+    """Where a client reports finished requests (the worker's recorder).
+
+    A sink that also has ``extend(bytes)`` (the Recorder) is given each request
+    packed by :data:`surge.engine.recorder.pack_request` instead: no Python call."""
 
     def key_id(self, scenario: str, name: str, method: str) -> int: ...
 
@@ -89,6 +93,7 @@ class Client:
     ) -> None:
         self._pool = pool
         self._sink = sink
+        self._extend = getattr(sink, "extend", None)  # see RequestSink
         self.base_url = base_url
         self.headers: dict[str, str] = dict(headers or {})
         self.timeouts = timeouts or Timeouts()
@@ -180,7 +185,11 @@ class Client:
             origin, target = split_url(full)
             default_name = target.split("?", 1)[0]
         else:
-            full, origin, target, default_name = self._target(url)
+            hit = self._urls.get(url)  # _target's cache, looked up inline (per request)
+            if hit is not None and hit[4] == self.base_url:
+                full, origin, target, default_name = hit[0], hit[1], hit[2], hit[3]
+            else:
+                full, origin, target, default_name = self._target(url)
         if name is None:
             name = default_name
         plain = headers is None and json is None and data is None and content is None
@@ -285,7 +294,10 @@ class Client:
             except zlib.error as exc:
                 err = ErrorKind.PROTOCOL
                 resp.error, resp.error_detail = ErrorKind.PROTOCOL, f"bad gzip body: {exc}"
-        self._sink.add(key, intended, send, first, done, status, nbytes, err)
+        if self._extend is not None:
+            self._extend(pack_request(key, intended, send, first, done, status, nbytes, err))
+        else:
+            self._sink.add(key, intended, send, first, done, status, nbytes, err)
         return resp
 
     def _keep_cookies(self, origin: Origin, url: str, head: bytes) -> None:

@@ -36,9 +36,10 @@ def vu_counts(o: Options, share: Share, peak_rate: float) -> tuple[int, int]:
 
 
 async def _vu_worker(rt: Runtime, slot: VUSlot, idle: list[VUSlot], first: int) -> None:
+    """A VU's task: run an iteration per arrival handed to it (``first``, else its waiter's)."""
     rt.bind_sink()
     loop = asyncio.get_running_loop()
-    intended = first
+    intended = first or await slot.waiter  # a pre-allocated VU waits for its first arrival
     while intended:
         await rt.iteration(slot, intended)
         fut = slot.waiter = loop.create_future()
@@ -71,8 +72,11 @@ async def due_arrivals(
     stream = arrival_stream(rt, curve, poisson=poisson, share=share, cv=cv)
     rt.schedule_end_ns = max(rt.schedule_end_ns, end_ns)
     burst = 0
+    start, slot = rt.start_ns, rt.slot_ns
+    last_t, lags = -1, None
     for off in stream:
-        t = rt.slotted(round(off * NS))  # round: 2.01 * NS is 2009999999.99..., a slot early if truncated
+        t = round(off * NS)  # round: 2.01 * NS is 2009999999.99..., a slot early if truncated
+        t = start + (t - t % slot if slot else t)  # Runtime.slotted, inlined: this runs per arrival
         if t >= end_ns:
             return
         now = monotonic_ns()
@@ -85,11 +89,13 @@ async def due_arrivals(
             now = monotonic_ns()
         elif rt.stop.is_set():
             return
-        rt.note_lag(t, now)
+        if t != last_t:  # the arrivals of a slot share their due time, so their second's lag list
+            last_t, lags = t, rt.lag_list(t)
+        lags.append(now - t)
         yield t, now
         burst += 1
         if burst >= BURST:  # far behind schedule: let responses in between
-            burst = 0
+            burst, last_t = 0, -1  # the per-second lags may be harvested meanwhile
             await asyncio.sleep(0)
 
 
@@ -105,22 +111,26 @@ async def dispatch(
         slot = rt.new_vu()
         slot.waiter = loop.create_future()
         idle.append(slot)
-        tasks.append(asyncio.create_task(_park(rt, slot, idle)))
+        tasks.append(asyncio.create_task(_vu_worker(rt, slot, idle, 0)))
+    rec = rt.recorder
+    last_t = sec = -1
     async for t, _ in due_arrivals(rt, curve, poisson=poisson, share=share, end_ns=rt.at_ns(curve.duration), cv=cv):
+        if t != last_t:  # the arrivals of a slot share their due time, so their second
+            last_t, sec = t, rec.second_of(t)
         # A VU is busy from the moment it is handed an arrival, not from when its
         # task first runs: the end-of-run wait must see it.
         if idle:
             slot = idle.pop()
             slot.busy = True
             slot.waiter.set_result(t)
-            rt.recorder.started[rt.recorder.second_of(t)] += 1
+            rec.started[sec] += 1  # not a cached .started: drain() replaces it each second
         elif len(rt.vus) < max_vus:
             slot = rt.new_vu()
             slot.busy = True
             tasks.append(asyncio.create_task(_vu_worker(rt, slot, idle, t)))
-            rt.recorder.started[rt.recorder.second_of(t)] += 1
+            rec.started[sec] += 1
         else:
-            rt.recorder.dropped[rt.recorder.second_of(t)] += 1
+            rec.dropped[sec] += 1
     # VU tasks never end by themselves (they wait for the next arrival): wait
     # for the iterations in flight, not for the tasks.
     grace = min(grace_s, 1.0) if rt.stop.is_set() else grace_s
@@ -135,10 +145,3 @@ async def dispatch(
             t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
-
-async def _park(rt: Runtime, slot: VUSlot, idle: list[VUSlot]) -> None:
-    """A pre-allocated VU: wait for its first arrival, then serve like any other."""
-    assert slot.waiter is not None
-    first = await slot.waiter
-    if first:
-        await _vu_worker(rt, slot, idle, first)
