@@ -201,6 +201,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=15.0, help="seconds counted per rate (default 15)")
     ap.add_argument("--rates", default="100,300", help="the two fixed rates, req/s (default 100,300)")
     ap.add_argument("--keep", type=Path, help="copy the callgrind dumps here (callgrind.VARIANT.RATE)")
+    ap.add_argument("--surge", help="the surge executable to measure (default .venv/bin/surge); e.g. a "
+                                    "wrapper that runs another revision, to compare back to back")
     args = ap.parse_args()
     global KEEP
     KEEP = args.keep
@@ -212,7 +214,7 @@ def main() -> None:
         rates = (int(lo), int(hi))
     except ValueError:
         raise SystemExit(f"--rates {args.rates!r}: give two integers, e.g. 100,400") from None
-    exe = surge_binary()
+    exe = args.surge or surge_binary()
     if exe is None:
         raise SystemExit("surge is not installed in .venv: run `make demo` (or `make venv`) first")
     nginx = Nginx()
