@@ -29,6 +29,11 @@ from surge.engine.models.shapes import open_curve
 from surge.engine.recorder import Recorder, pack_request
 from surge.engine.runtime import NS, Runtime, Share
 
+try:  # the compiled connection core's test for a whole, plainly framed response
+    from surge.engine.http._conncore import simple_response as _simple_response
+except ImportError:  # not built: every response goes through httptools
+    _simple_response = None
+
 _HTTP_4XX, _HTTP_5XX, _PROTOCOL = int(ErrorKind.HTTP_4XX), int(ErrorKind.HTTP_5XX), int(ErrorKind.PROTOCOL)
 HEAD_KEEP = 16_384  # bytes of a response's first read kept to tell how its body ends
 SWEEP_PERIOD = 0.1  # s between timeout sweeps (no per-request timers on this path)
@@ -58,6 +63,12 @@ class _FastConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.first:
             self.first = monotonic_ns()
+            if _simple_response is not None and self.busy:
+                r = _simple_response(data, self.driver.head_only)
+                if r is not None:  # the whole response in this read, plainly framed: no parser
+                    self.nbytes, self.hdone = len(data), True
+                    self.driver.completed(self, r[0], r[3])
+                    return
             # Only a head's worth is kept (until the next response): a whole 256 KiB read per
             # connection would be gigabytes with 10,000 connections to a large file.
             self.head = data if len(data) <= HEAD_KEEP else data[:HEAD_KEEP]
