@@ -204,3 +204,35 @@ def test_connection_close_on_fast_path_closes():
     _Counting.slow_calls = 0
     conn, (status, _, body, _, _) = asyncio.run(_roundtrip(answer))
     assert (status, body, conn.closed, _Counting.slow_calls) == (200, b"ok", True, 0)
+
+
+@pytest.mark.skipif(ConnCore is PyConnCore, reason="_conncore not built")
+def test_send_survives_deleted_fields_and_refuses_an_unconnected_connection():
+    origin, _ = split_url("http://127.0.0.1:1/")
+    conn = HttpConnection(origin)
+    with pytest.raises(RuntimeError, match="never connected"):
+        conn.send(b"GET / HTTP/1.1\r\n\r\n")
+
+    class _Transport:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.sent.append(data)
+
+        def abort(self) -> None:
+            pass
+
+    async def go():
+        conn.loop, conn.transport = asyncio.get_running_loop(), _Transport()
+        del conn._body, conn._fut  # NULL fields: C must not crash on them
+        conn.data_received(b"stray")  # no request in flight: the slow path drops the connection
+        conn.closed = False
+        fut = conn.send(b"GET / HTTP/1.1\r\n\r\n", False, None, None)  # no timeouts given: none armed
+        assert conn._body == [] and conn._total == 0.0 and conn.transport.sent
+        conn.data_received(PLAIN)
+        return await fut
+
+    assert asyncio.run(go())[0] == 200
+    with pytest.raises(TypeError):
+        conn.send(b"x", head_only=True)  # positional-only, like PyConnCore.send

@@ -71,7 +71,8 @@ def test_head_end_and_last_value():
     assert last_value(low, b"set-cookie") is None
 
 
-async def _exchange(pieces: list[bytes], *, close: bool = False, head_only: bool = False):
+async def _exchange(pieces: list[bytes], *, close: bool = False, head_only: bool = False,
+                    closed_at_end: bool = False):
     """Send one request over an HttpConnection to a server that answers with ``pieces``
     (a short pause between them, so each arrives in its own read), then maybe closes."""
 
@@ -94,7 +95,8 @@ async def _exchange(pieces: list[bytes], *, close: bool = False, head_only: bool
         _, conn = await loop.create_connection(lambda: CONN(origin), "127.0.0.1", port)
         try:
             fut = conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", head_only)
-            return conn, await asyncio.wait_for(fut, 5)
+            res = await asyncio.wait_for(fut, 5)
+            return (conn, res, conn.closed) if closed_at_end else (conn, res)
         finally:
             conn.close()
     finally:
@@ -160,3 +162,51 @@ def test_body_delimited_by_close_is_complete():
     raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
     _, (status, _, body, _, _) = run(_exchange([raw, b" and more"], close=True))
     assert status == 200 and body == b"all of it and more"
+
+
+@pytest.mark.parametrize("answer, keep", [
+    (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n", False),
+    (b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", True),  # no length: still no body to a HEAD
+    (b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Foo\r\n\r\n", True),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n", False),
+    (b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 5\r\n\r\n", True),
+])
+def test_head_response_keep_alive_follows_connection_header(answer, keep):
+    conn, (status, _, body, _, _), closed = run(_exchange([answer], head_only=True, closed_at_end=True))
+    assert (status, body, conn.uses) == (200, b"", 1)
+    assert closed is (not keep)  # the same rule on the compiled and the httptools path
+
+
+async def _two_requests(first: bytes, second: bytes):
+    """Two requests over one connection; the server answers each with the given bytes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in (first, second):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    origin, _ = split_url(f"http://127.0.0.1:{port}/")
+    try:
+        _, conn = await asyncio.get_running_loop().create_connection(lambda: CONN(origin), "127.0.0.1", port)
+        try:
+            out = []
+            for _ in range(2):
+                out.append(await asyncio.wait_for(conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 5))
+            return conn, out
+        finally:
+            conn.close()
+    finally:
+        server.close()
+
+
+def test_bytes_after_a_parsed_response_do_not_derail_the_next():
+    # A chunked answer (httptools' path) with the start of a stray response after it,
+    # then a plain answer: the stray bytes must not be parsed into the second response.
+    first = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 2"
+    second = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnew\r\n0\r\n\r\n"
+    conn, [(s1, _, b1, _, _), (s2, _, b2, _, _)] = run(_two_requests(first, second))
+    assert (s1, b1, s2, b2) == (200, b"ok", 201, b"new")

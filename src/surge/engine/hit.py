@@ -19,7 +19,7 @@ import httptools
 from surge.api.errors import ErrorKind
 from surge.api.shapes import Shape, parse_arrival
 from surge.engine.http.connection import MAX_HEAD, classify_connect_error, set_nodelay
-from surge.engine.http.head import framed_by_length, head_end
+from surge.engine.http.head import framed_by_length, head_end, head_keeps_alive
 from surge.engine.http.pool import make_ssl_context
 from surge.engine.http.url import build_request, split_url
 from surge.engine.messages import WorkerPlan
@@ -91,7 +91,9 @@ class _FastConn(asyncio.Protocol):
             # cannot be told so: finish here and start a fresh parser.
             p = self.parser
             self.parser = httptools.HttpResponseParser(self)
-            self.driver.completed(self, p.get_status_code(), p.should_keep_alive())
+            end, _ = head_end(self.head)  # the head is in the first read unless split (then: keep)
+            keep = head_keeps_alive((self.head[:end] if end >= 0 else b"").lower())
+            self.driver.completed(self, p.get_status_code(), keep)
 
     def connection_lost(self, exc) -> None:
         self.closed = True

@@ -25,6 +25,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 typedef struct {
@@ -44,10 +45,16 @@ typedef struct {
 static PyObject *s_create_future, *s_write, *s_done, *s_set_result, *s_slow, *s_send_closed, *s_close;
 static PyObject *empty_bytes;
 
+/* The clock of time.monotonic_ns(): CLOCK_MONOTONIC on Linux, mach_absolute_time
+ * (CLOCK_UPTIME_RAW) on macOS, where CLOCK_MONOTONIC also counts sleep. */
 static inline long long mono_ns(void) {
+#ifdef __APPLE__
+    return (long long)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+#else
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of time.monotonic_ns() */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+#endif
 }
 
 /* ---- the plain-response recogniser ------------------------------------------ */
@@ -72,9 +79,16 @@ static void init_tables(void) {
     }
 }
 
+/* s[0:n] equals the lower-case ASCII `want`, ignoring ASCII case (not strncasecmp:
+ * it follows the locale, which Python sets from the environment). */
 static int eq_ci(const char *s, Py_ssize_t n, const char *want) {
-    Py_ssize_t wl = (Py_ssize_t)strlen(want);
-    return n == wl && strncasecmp(s, want, (size_t)wl) == 0;
+    Py_ssize_t i = 0;
+    for (; i < n && want[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z') c |= 0x20;
+        if (c != (unsigned char)want[i]) return 0;
+    }
+    return i == n && want[i] == 0;
 }
 
 /* 1 when d[0:n] is exactly one complete HTTP/1.1 response framed by a single
@@ -227,30 +241,34 @@ static PyObject *complete_simple(ConnCore *self, PyObject *data, const simple_t 
     self->status = r->status;
     self->gzip = (char)r->gzip;
     if (r->set_cookie) self->set_cookie = 1;
-    Py_SETREF(self->head, Py_NewRef(head));
+    Py_XSETREF(self->head, Py_NewRef(head));
     self->uses++;
     PyObject *fut = self->fut; /* take it: the request is no longer in flight */
     self->fut = Py_NewRef(Py_None);
     PyObject *res = NULL;
-    if (!r->keep_alive) {
+    PyObject *done = PyObject_CallMethodNoArgs(fut, s_done);
+    if (!done) goto fail;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done < 0) goto fail;
+    if (!is_done) {
+        PyObject *tup = Py_BuildValue("(iOOLO)", r->status, head, body, now, r->gzip ? Py_True : Py_False);
+        if (!tup) goto fail;
+        PyObject *x = PyObject_CallMethodOneArg(fut, s_set_result, tup);
+        Py_DECREF(tup);
+        if (!x) goto fail;
+        Py_DECREF(x);
+    }
+    if (!r->keep_alive) { /* as _complete: the server said it closes; close our side */
         PyObject *x = PyObject_CallMethodNoArgs((PyObject *)self, s_close);
         if (!x) goto out;
         Py_DECREF(x);
     }
-    PyObject *done = PyObject_CallMethodNoArgs(fut, s_done);
-    if (!done) goto out;
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (is_done < 0) goto out;
-    if (!is_done) {
-        PyObject *tup = Py_BuildValue("(iOOLO)", r->status, head, body, now, r->gzip ? Py_True : Py_False);
-        if (!tup) goto out;
-        PyObject *x = PyObject_CallMethodOneArg(fut, s_set_result, tup);
-        Py_DECREF(tup);
-        if (!x) goto out;
-        Py_DECREF(x);
-    }
     res = Py_NewRef(Py_None);
+    goto out;
+fail:
+    /* Not resolved: leave it in flight, so the sweeper's timeouts still end it. */
+    if (self->fut == Py_None) Py_XSETREF(self->fut, Py_NewRef(fut));
 out:
     Py_DECREF(fut);
     Py_DECREF(head);
@@ -259,7 +277,7 @@ out:
 }
 
 static PyObject *Core_data_received(ConnCore *self, PyObject *data) {
-    if (self->fut != Py_None && !self->got_bytes && PyBytes_CheckExact(data)) {
+    if (self->fut && self->fut != Py_None && !self->got_bytes && PyBytes_CheckExact(data)) {
         simple_t r;
         if (simple_response(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), self->head_only, &r))
             return complete_simple(self, data, &r, mono_ns());
@@ -269,18 +287,26 @@ static PyObject *Core_data_received(ConnCore *self, PyObject *data) {
 
 static PyObject *Core_send(ConnCore *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "send(request, head_only=False, read=None, total=None)");
+        PyErr_SetString(PyExc_TypeError, "send(request, head_only=False, read=None, total=None, /)");
         return NULL;
     }
     PyObject *request = args[0];
     int head_only = 0;
     if (nargs > 1 && (head_only = PyObject_IsTrue(args[1])) < 0) return NULL;
-    double read = -1, total = -1;
-    if (nargs > 2 && args[2] != Py_None && (read = PyFloat_AsDouble(args[2])) == -1 && PyErr_Occurred()) return NULL;
-    if (nargs > 3 && args[3] != Py_None && (total = PyFloat_AsDouble(args[3])) == -1 && PyErr_Occurred()) return NULL;
+    /* arm_timeouts(read, total) when both are given, as PyConnCore.send */
+    int arm = nargs > 3 && args[2] != Py_None && args[3] != Py_None;
+    double read = 0, total = 0;
+    if (arm) {
+        if ((read = PyFloat_AsDouble(args[2])) == -1 && PyErr_Occurred()) return NULL;
+        if ((total = PyFloat_AsDouble(args[3])) == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (!self->loop || self->loop == Py_None) {
+        PyErr_SetString(PyExc_RuntimeError, "send() on a connection that was never connected");
+        return NULL;
+    }
     PyObject *fut = PyObject_CallMethodNoArgs(self->loop, s_create_future);
     if (!fut) return NULL;
-    if (self->closed || self->transport == Py_None) {
+    if (self->closed || !self->transport || self->transport == Py_None) {
         PyObject *x = PyObject_CallMethodOneArg((PyObject *)self, s_send_closed, fut);
         if (!x) {
             Py_DECREF(fut);
@@ -289,23 +315,23 @@ static PyObject *Core_send(ConnCore *self, PyObject *const *args, Py_ssize_t nar
         Py_DECREF(x);
         return fut;
     }
-    Py_SETREF(self->fut, Py_NewRef(fut));
+    Py_XSETREF(self->fut, Py_NewRef(fut));
     self->head_only = (char)head_only;
-    Py_SETREF(self->raw, Py_NewRef(empty_bytes));
-    Py_SETREF(self->head, Py_NewRef(empty_bytes));
-    if (!PyList_CheckExact(self->body) || PyList_GET_SIZE(self->body)) {
+    Py_XSETREF(self->raw, Py_NewRef(empty_bytes));
+    Py_XSETREF(self->head, Py_NewRef(empty_bytes));
+    if (!self->body || !PyList_CheckExact(self->body) || PyList_GET_SIZE(self->body)) {
         PyObject *fresh = PyList_New(0);
         if (!fresh) {
             Py_DECREF(fut);
             return NULL;
         }
-        Py_SETREF(self->body, fresh);
+        Py_XSETREF(self->body, fresh);
     }
     self->got_bytes = 0;
     self->status = 0;
     self->gzip = 0;
     self->set_cookie = 0;
-    if (read >= 0 && total >= 0) { /* arm_timeouts(read, total), see connection.py */
+    if (arm) { /* arm_timeouts(read, total), see connection.py */
         double now = (double)mono_ns() / 1e9;
         self->deadline = now + total;
         self->total = total;
@@ -350,7 +376,7 @@ static PyMethodDef Core_methods[] = {
     {"data_received", (PyCFunction)Core_data_received, METH_O,
      "asyncio.Protocol: complete a whole plain response here, else _data_received_slow(data)."},
     {"send", (PyCFunction)(void (*)(void))Core_send, METH_FASTCALL,
-     "send(request, head_only=False, read=None, total=None) -> Future: write a request; with read and "
+     "send(request, head_only=False, read=None, total=None, /) -> Future: write a request; with read and "
      "total (s) also arm its timeouts. The future resolves to (status, head, body, first_byte_ns, gzipped)."},
     {NULL},
 };

@@ -21,7 +21,7 @@ from time import monotonic, monotonic_ns
 import httptools
 
 from surge.api.errors import ErrorKind
-from surge.engine.http.head import framed_by_length, head_end, last_value
+from surge.engine.http.head import framed_by_length, head_end, head_keeps_alive, last_value
 from surge.engine.http.url import Origin
 
 
@@ -73,7 +73,7 @@ class PyConnCore:
         self._data_received_slow(data)
 
     def send(self, request: bytes, head_only: bool = False, read: float | None = None,
-             total: float | None = None) -> asyncio.Future:
+             total: float | None = None, /) -> asyncio.Future:
         """Write ``request``; the future resolves when its response is complete. With
         ``read`` and ``total`` (s), also arm its timeouts (:meth:`arm_timeouts`)."""
         fut = self.loop.create_future()
@@ -125,6 +125,7 @@ class HttpConnection(ConnCore, asyncio.Protocol):
         self._status = 0
         self._gzip = False
         self.set_cookie = False  # the last response had a Set-Cookie header
+        self._parsed = False  # httptools completed a response: a fresh parser for the next
         self.bytes_in = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._deadline = 0.0
@@ -147,6 +148,11 @@ class HttpConnection(ConnCore, asyncio.Protocol):
         """Bytes of a response the compiled fast path did not complete (split over
         reads, chunked, close-delimited, 1xx, unusual headers): through httptools."""
         if not self._got_bytes:
+            if self._parsed:
+                # httptools finished a response on this connection before: start clean, so
+                # bytes a server sent after that response cannot derail this one.
+                self.parser = httptools.HttpResponseParser(self)
+                self._parsed = False
             self._got_bytes = True
             self._first_ns = monotonic_ns()
             self._raw = data
@@ -201,7 +207,7 @@ class HttpConnection(ConnCore, asyncio.Protocol):
             # A HEAD response has no body whatever Content-Length says; httptools
             # cannot be told so, so finish here and start a fresh parser.
             self.parser = httptools.HttpResponseParser(self)
-            self._complete(True)
+            self._complete(head_keeps_alive(low))
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -220,6 +226,7 @@ class HttpConnection(ConnCore, asyncio.Protocol):
     def _complete(self, keep_alive: bool) -> None:
         fut, self._fut = self._fut, None
         self.uses += 1
+        self._parsed = True
         if not keep_alive:
             self._abort(graceful=True)
         if fut is not None and not fut.done():

@@ -37,3 +37,15 @@ def last_value(low_head: bytes, name: bytes) -> bytes | None:
     start = i + len(name) + 2
     stop = low_head.find(b"\n", start)
     return low_head[start : stop if stop >= 0 else len(low_head)].strip(b" \t\r")
+
+
+def head_keeps_alive(low_head: bytes) -> bool:
+    """Whether a connection stays open after a response whose body needs no framing (a
+    HEAD response), from its lower-cased header block: HTTP/1.1 unless ``Connection:
+    close``, HTTP/1.0 only with ``Connection: keep-alive``. (httptools' own answer
+    assumes a HEAD response without a length runs to the close.)"""
+    value = last_value(low_head, b"connection")
+    tokens = [t.strip() for t in value.split(b",")] if value else []
+    if low_head.startswith(b"http/1.0"):
+        return b"keep-alive" in tokens
+    return b"close" not in tokens
