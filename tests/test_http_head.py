@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 
 import pytest
 
@@ -39,6 +40,8 @@ CONN: type = HttpConnection  # the class _exchange connects with (see the fixtur
 @pytest.fixture(autouse=True, params=["compiled", "python"])
 def core(request, monkeypatch):
     if request.param == "compiled" and ConnCore is PyConnCore:
+        if os.environ.get("SURGE_REQUIRE_NATIVE") == "1":
+            pytest.fail("SURGE_REQUIRE_NATIVE=1 but surge.engine.http._conncore is not built")
         pytest.skip("surge.engine.http._conncore is not built")
     cls = HttpConnection if request.param == "compiled" else python_core_connection()
     monkeypatch.setattr(f"{__name__}.CONN", cls)
