@@ -12,6 +12,10 @@
  *  - data_received(data) for a response that arrives whole in one read and is
  *    plainly framed (see simple_response below): complete the future at once.
  *
+ * Measured back to back (callgrind, 100/300 req/s): 126-128k -> 109-114k
+ * instructions per scripted request with this and the Python trims that came
+ * with it; the scripted max req/s on one core rose 12-17 %.
+ *
  * Anything else (a response split over reads, chunked or close-delimited
  * bodies, 1xx, HTTP/1.0, an unusual header) goes unchanged to the Python
  * method _data_received_slow, httptools' parser, which stays the authority on
@@ -25,7 +29,6 @@
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 typedef struct {
