@@ -209,3 +209,35 @@ def error_lines(stderr: str) -> list[str]:
 def assert_no_traceback(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
     assert "crashed" not in stderr, stderr
+
+
+async def answer_requests(conn_class, answers: list[bytes], *send_args):
+    """Over one connection of ``conn_class`` (an HttpConnection), send one GET per item
+    of ``answers`` to a local server that answers each with those bytes; returns
+    ``(conn, [send()'s result per request])``. ``send_args`` follow the request."""
+    import asyncio
+
+    from surge.engine.http.url import split_url
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    origin, _ = split_url(f"http://127.0.0.1:{port}/")
+    try:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(lambda: conn_class(origin), "127.0.0.1", port)
+        try:
+            out = []
+            for _ in answers:
+                out.append(await asyncio.wait_for(conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", *send_args), 5))
+            return conn, out
+        finally:
+            conn.close()
+    finally:
+        server.close()

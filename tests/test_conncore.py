@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import answer_requests
 from surge.engine.http.connection import ConnCore, HttpConnection, PyConnCore
 from surge.engine.http.url import split_url
 
@@ -166,24 +167,8 @@ class _Counting(HttpConnection):
 
 
 async def _roundtrip(answer: bytes):
-    async def serve(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        await writer.drain()
-        await asyncio.sleep(1)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    origin, _ = split_url(f"http://127.0.0.1:{port}/")
-    try:
-        _, conn = await asyncio.get_running_loop().create_connection(lambda: _Counting(origin), "127.0.0.1", port)
-        try:
-            res = await asyncio.wait_for(conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, 5.0, 5.0), 5)
-            return conn, res
-        finally:
-            conn.close()
-    finally:
-        server.close()
+    conn, [res] = await answer_requests(_Counting, [answer], False, 5.0, 5.0)
+    return conn, res
 
 
 @pytest.mark.skipif(ConnCore is PyConnCore, reason="_conncore not built")

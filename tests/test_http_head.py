@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from conftest import answer_requests
 from surge.api.errors import ErrorKind
 from surge.api.response import Response, header_pairs
 from surge.engine.http.connection import (
@@ -180,36 +181,10 @@ def test_head_response_keep_alive_follows_connection_header(answer, keep):
     assert closed is (not keep)  # the same rule on the compiled and the httptools path
 
 
-async def _two_requests(first: bytes, second: bytes):
-    """Two requests over one connection; the server answers each with the given bytes."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for answer in (first, second):
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer)
-            await writer.drain()
-        await asyncio.sleep(5)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    origin, _ = split_url(f"http://127.0.0.1:{port}/")
-    try:
-        _, conn = await asyncio.get_running_loop().create_connection(lambda: CONN(origin), "127.0.0.1", port)
-        try:
-            out = []
-            for _ in range(2):
-                out.append(await asyncio.wait_for(conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 5))
-            return conn, out
-        finally:
-            conn.close()
-    finally:
-        server.close()
-
-
 def test_bytes_after_a_parsed_response_do_not_derail_the_next():
     # A chunked answer (httptools' path) with the start of a stray response after it,
     # then a plain answer: the stray bytes must not be parsed into the second response.
     first = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 2"
     second = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnew\r\n0\r\n\r\n"
-    conn, [(s1, _, b1, _, _), (s2, _, b2, _, _)] = run(_two_requests(first, second))
+    conn, [(s1, _, b1, _, _), (s2, _, b2, _, _)] = run(answer_requests(CONN, [first, second]))
     assert (s1, b1, s2, b2) == (200, b"ok", 201, b"new")
