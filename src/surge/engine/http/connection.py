@@ -205,8 +205,8 @@ class HttpConnection(ConnCore, asyncio.Protocol):
             self.set_cookie = True  # the client looks at cookies only when this is set
         if self._head_only:
             # A HEAD response has no body whatever Content-Length says; httptools
-            # cannot be told so, so finish here and start a fresh parser.
-            self.parser = httptools.HttpResponseParser(self)
+            # cannot be told so, so finish here (the next response gets a fresh parser,
+            # see _parsed).
             self._complete(head_keeps_alive(low))
 
     def on_body(self, body: bytes) -> None:
